@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0
+# TCMU in Rust: the project's driver (not the kernel's Makefile).
+#
+#   make run      build everything, boot the guest, load our module, create a `user` device
+#   make check    all tests: host cargo tests, KUnit and kselftests in the guest; ends with
+#                 "N passed, N failed"
+#
+# Variables: FLAVOUR=base|debug (debug = KASAN, lockdep, kmemleak), ACCEL=tcg|kvm|auto,
+# TCMU_CACHE=dir (default ~/.cache/tcmu-rs), JOBS=n.
+
+SHELL := /bin/bash
+export FLAVOUR ?= base
+export ACCEL ?= tcg
+
+.PHONY: all run check deps kernel modules host-test vm-check vm clean-cache
+
+all: run
+
+deps:
+	@bash devtools/deps.sh
+
+kernel: deps
+	@bash devtools/kernel.sh build
+
+modules: deps
+	@bash devtools/kernel.sh modules
+
+host-test: deps
+	@bash devtools/check.sh host
+
+vm-check: kernel
+	@bash devtools/check.sh guest
+
+# Run a command in the guest: make vm CMD='lsmod'
+vm: kernel
+	@bash devtools/vm.sh -- "$(CMD)"
+
+run: kernel
+	@bash devtools/vm.sh -- 'sh /tcmu/run.sh'
+
+check: deps
+	@bash devtools/check.sh all
+
+clean-cache:
+	rm -rf "$${TCMU_CACHE:-$$HOME/.cache/tcmu-rs}/build"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# `make check`: every test layer, timed, summed into one "N passed, N failed" line.
+#   check.sh all     host tests, kernel build, guest tests
+#   check.sh host    host cargo tests only
+#   check.sh guest   guest tests only (kernel must be built)
+. "$(dirname "$0")/lib.sh"
+
+RES=$(mktemp -d)
+trap 'rm -rf "$RES"' EXIT
+declare -a STAGES=()
+stage_time() { STAGES+=("$1: $2 s"); }
+
+host_tests() {
+	local t0=$SECONDS out=$RES/cargo.log
+	log "host: cargo test (tools/tcmu)"
+	if (cd "$TOP/tools/tcmu" && cargo test --workspace 2>&1) | tee "$out"; then :; fi
+	# Sum "test result: ok. N passed; M failed" over all test binaries.
+	local p f
+	p=$(awk '/^test result:/ { s += $4 } END { print s + 0 }' "$out")
+	f=$(awk '/^test result:/ { s += $6 } END { print s + 0 }' "$out")
+	if ! grep -q '^test result:' "$out"; then f=$((f + 1)); log "host: cargo test did not run"; fi
+	if grep -q '^error' "$out"; then f=$((f + 1)); log "host: cargo reported an error"; fi
+	echo "host $p $f" >>"$RES/results"
+	stage_time "host tests" $((SECONDS - t0))
+}
+
+build_selftests() {
+	local out=$BUILD/kselftest/tcmu
+	mkdir -p "$out"
+	gcc -O2 -Wall -Wextra -static -I"$SRC/tools/testing/selftests" \
+		-o "$out/tcmu_basic" "$TOP/tools/testing/selftests/tcmu/tcmu_basic.c"
+}
+
+guest_tests() {
+	local t0=$SECONDS
+	log "kernel: build ($FLAVOUR)"
+	bash "$TOP/devtools/kernel.sh" build
+	stage_time "kernel build" $((SECONDS - t0))
+	t0=$SECONDS
+	build_selftests
+	log "guest: booting for KUnit, module and kselftests"
+	mkdir -p "$RES/out"
+	local rc=0
+	bash "$TOP/devtools/vm.sh" --out "$RES/out" \
+		--file "$BUILD/kselftest/tcmu/tcmu_basic:/tcmu/selftests/tcmu_basic" \
+		-- 'sh /tcmu/check.sh' || rc=$?
+	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
+	# A guest that crashed, hung or logged a kernel warning fails the run.
+	[ $rc = 0 ] || echo "guest-vm 0 1" >>"$RES/results"
+	stage_time "guest tests" $((SECONDS - t0))
+}
+
+summary() {
+	echo
+	echo "== stage times =="
+	printf '  %s\n' "${STAGES[@]}"
+	echo "== results by layer =="
+	awk '{ printf "  %-22s %4d passed, %d failed\n", $1, $2, $3 }' "$RES/results"
+	local p f
+	p=$(awk '{ s += $2 } END { print s + 0 }' "$RES/results")
+	f=$(awk '{ s += $3 } END { print s + 0 }' "$RES/results")
+	echo "$p passed, $f failed"
+	[ "$f" = 0 ]
+}
+
+: >"$RES/results"
+case "${1:-all}" in
+host) host_tests ;;
+guest) guest_tests ;;
+all) host_tests; guest_tests ;;
+*) die "usage: check.sh all|host|guest" ;;
+esac
+summary

@@ -1,0 +1,65 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Guest side of `make check`. Each layer appends "<layer> <passed> <failed>" to $RESULTS.
+RESULTS=${RESULTS:-/out/results}
+: >"$RESULTS"
+SELFTESTS=/tcmu/selftests
+
+say() { echo "[guest] $*"; }
+
+# Counts KTAP test-case lines (indented "ok"/"not ok") on stdin: prints "passed failed".
+ktap_count() {
+	awk '/^[ \t]+ok [0-9]+ / { if ($0 ~ /# SKIP/) next; p++ }
+	     /^[ \t]+not ok [0-9]+ / { f++ }
+	     END { print p + 0, f + 0 }'
+}
+
+# Lines of the kernel log printed after line $1.
+dmesg_since() { dmesg | tail -n +"$(($1 + 1))"; }
+
+# Layer 1: KUnit suites built into the kernel (the Rust doctests), run at boot.
+set -- $(dmesg | ktap_count)
+say "kunit (built-in): $1 passed, $2 failed"
+echo "kunit-builtin $1 $2" >>"$RESULTS"
+[ "$2" = 0 ] || dmesg | grep -E '^[ \t]+not ok|EXPECTATION FAILED|ASSERTION FAILED'
+
+# Layer 2: the module, its KUnit suites (run on load) and clean load/unload.
+p=0 f=0
+check() {
+	desc=$1; shift
+	if "$@"; then p=$((p + 1)); say "ok: $desc"; else f=$((f + 1)); say "FAILED: $desc"; fi
+}
+mark=$(dmesg | wc -l)
+check "modprobe tcmu_rs" modprobe tcmu_rs
+set -- $(dmesg_since "$mark" | ktap_count)
+say "kunit (tcmu_rs): $1 passed, $2 failed"
+[ "$2" = 0 ] || dmesg_since "$mark" | grep -E '^[ \t]+not ok|EXPECTATION FAILED'
+echo "kunit-module $1 $2" >>"$RESULTS"
+[ $(($1 + $2)) -gt 0 ] || { say "FAILED: no KUnit case ran in tcmu_rs"; f=$((f + 1)); }
+check "backend 'user' registered" sh -c 'mkdir /sys/kernel/config/target/core/user_9 && rmdir /sys/kernel/config/target/core/user_9'
+check "C module refused while tcmu_rs is loaded" sh -c '! modprobe target_core_user 2>/dev/null'
+check "rmmod tcmu_rs" rmmod tcmu_rs
+check "tcmu_rs gone" sh -c '! test -e /sys/module/tcmu_rs'
+check "tcmu_rs reload + unload" sh -c 'modprobe tcmu_rs && rmmod tcmu_rs'
+check "modprobe target_core_user" modprobe target_core_user
+check "tcmu_rs refused while the C module is loaded" sh -c '! modprobe tcmu_rs 2>/dev/null'
+check "rmmod target_core_user" rmmod target_core_user
+echo "module $p $f" >>"$RESULTS"
+
+# Layer 3: kselftests, once against each module.
+kselftest() { # module other
+	modprobe "$1" || { echo "kselftest-$1 0 1" >>"$RESULTS"; return; }
+	out=/tmp/kselftest-$1.log
+	TCMU_OTHER_MODULE=$2 "$SELFTESTS/tcmu_basic" 2>&1 | tee "$out"
+	totals=$(grep '^# Totals:' "$out" | tail -1)
+	kp=$(echo "$totals" | sed -n 's/.*pass:\([0-9]*\).*/\1/p')
+	kf=$(echo "$totals" | sed -n 's/.*fail:\([0-9]*\).*/\1/p')
+	ke=$(echo "$totals" | sed -n 's/.*error:\([0-9]*\).*/\1/p')
+	[ -n "$kp" ] || { kp=0; kf=1; say "no kselftest totals for $1"; }
+	echo "kselftest-$1 $kp $((${kf:-0} + ${ke:-0}))" >>"$RESULTS"
+	rmmod "$1" || echo "kselftest-$1-rmmod 0 1" >>"$RESULTS"
+}
+kselftest tcmu_rs target_core_user
+kselftest target_core_user tcmu_rs
+
+cat "$RESULTS"

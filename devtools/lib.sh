@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: GPL-2.0
+# Common settings for the devtools scripts. Sourced, not run.
+set -euo pipefail
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${TCMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tcmu-rs}
+FLAVOUR=${FLAVOUR:-base}          # base | debug
+JOBS=${JOBS:-$(nproc)}
+
+# The Debian toolchain (see README): rustc-web, bindgen-cli 0.70.1, LLVM 19.
+RUSTC=/usr/bin/rustc
+RUSTDOC=/usr/bin/rustdoc
+BINDGEN_ROOT=$CACHE/bindgen
+BINDGEN=$BINDGEN_ROOT/bin/bindgen
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+kernel_debver() { dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null; }
+
+SRC=$CACHE/src/linux-$(kernel_debver 2>/dev/null || echo none)
+
+# The build directory is keyed by everything that invalidates a whole build:
+# the kernel source version, the toolchain and the config fragments.
+build_key() {
+	{
+		kernel_debver
+		$RUSTC --version
+		$BINDGEN --version 2>/dev/null || true
+		clang-19 --version | head -1
+		cat "$TOP/devtools/config/base.config"
+		[ "$FLAVOUR" = base ] || cat "$TOP/devtools/config/$FLAVOUR.config"
+	} | sha256sum | cut -c1-12
+}
+BUILD=$CACHE/build/$FLAVOUR-$(build_key 2>/dev/null || echo none)
+
+kmake() {
+	make -C "$SRC" O="$BUILD" LLVM=-19 \
+		RUSTC="$RUSTC" RUSTDOC="$RUSTDOC" HOSTRUSTC="$RUSTC" BINDGEN="$BINDGEN" \
+		-j"$JOBS" "$@"
+}
+
+kernelrelease() { cat "$BUILD/include/config/kernel.release"; }

@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/timer.h>
+
+void rust_helper_timer_setup(struct timer_list *timer,
+			     void (*func)(struct timer_list *), unsigned int flags)
+{
+	timer_setup(timer, func, flags);
+}

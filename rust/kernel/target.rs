@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! LIO target core: backend ("backstore") drivers.
+//!
+//! A backend implements [`Backend`] and registers it with [`Registration`]. The target core
+//! then calls it to attach HBAs (`/sys/kernel/config/target/core/<name>_<id>`), to allocate
+//! devices inside them (`mkdir .../<name>_<id>/<dev>`), to configure, destroy and free them
+//! and to pass them SCSI commands.
+//!
+//! C headers: [`include/target/target_core_backend.h`](srctree/include/target/target_core_backend.h),
+//! [`include/target/target_core_base.h`](srctree/include/target/target_core_base.h).
+
+use crate::{
+    alloc::{AllocError, Flags},
+    bindings,
+    error::{from_result, to_result, Error, Result},
+    init::PinInit,
+    prelude::*,
+    str::{CStr, Formatter},
+    types::Opaque,
+    ThisModule,
+};
+use core::{ffi::c_char, marker::PhantomData, mem::MaybeUninit, ptr};
+
+/// A SCSI sense reason (`sense_reason_t`) returned to the target core. `0` means success.
+pub type SenseReason = bindings::sense_reason_t;
+
+/// Success: no sense data.
+pub const TCM_NO_SENSE: SenseReason = 0;
+/// `ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE`.
+pub const TCM_UNSUPPORTED_SCSI_OPCODE: SenseReason =
+    bindings::tcm_sense_reason_table_TCM_UNSUPPORTED_SCSI_OPCODE as SenseReason;
+
+/// Peripheral device type of a direct-access block device (`TYPE_DISK`).
+pub const TYPE_DISK: u32 = bindings::TYPE_DISK;
+
+/// A target backend driver.
+///
+/// The target core serialises the configuration callbacks of one device through configfs;
+/// they may run concurrently for different devices, hence the `Send + Sync` bounds.
+pub trait Backend: Sized + Send + Sync + 'static {
+    /// The backend name, the prefix of its HBA directories (at most 15 bytes).
+    const NAME: &'static CStr;
+    /// The INQUIRY product identification reported for its devices (at most 15 bytes).
+    const INQUIRY_PROD: &'static CStr;
+    /// The INQUIRY product revision (at most 3 bytes).
+    const INQUIRY_REV: &'static CStr;
+    /// `TRANSPORT_FLAG_*` bits set on every new device.
+    const TRANSPORT_FLAGS_DEFAULT: u8 = 0;
+    /// `TRANSPORT_FLAG_*` bits that configfs may change.
+    const TRANSPORT_FLAGS_CHANGEABLE: u8 = 0;
+
+    /// Data of one HBA.
+    type HbaData: Send + Sync;
+    /// Data of one device.
+    type DevData: Send + Sync;
+
+    /// Attaches an HBA numbered `host_id`.
+    fn attach_hba(host_id: u32) -> Result<Self::HbaData>;
+
+    /// Allocates a device called `name` in `hba`. Nothing is visible to initiators yet.
+    fn alloc_device(hba: &Hba<Self>, name: &CStr) -> impl PinInit<Self::DevData, Error>;
+
+    /// Configures the device (`echo 1 > enable`).
+    fn configure_device(dev: &Device<Self>) -> Result;
+
+    /// Undoes a successful [`Backend::configure_device`].
+    fn destroy_device(dev: &Device<Self>);
+
+    /// Called once when the target core frees the device, before its data is dropped.
+    fn free_device(_dev: &Device<Self>) {}
+
+    /// Parses a write to the `control` attribute; returns the number of bytes consumed.
+    fn set_params(dev: &Device<Self>, params: &[u8]) -> Result<usize>;
+
+    /// Writes the `info` attribute into `f` (output past one page is cut).
+    fn show_params(dev: &Device<Self>, f: &mut dyn core::fmt::Write) -> core::fmt::Result;
+
+    /// Returns the SCSI peripheral device type.
+    fn device_type(_dev: &Device<Self>) -> u32 {
+        TYPE_DISK
+    }
+
+    /// Returns the index of the last logical block.
+    fn last_lba(dev: &Device<Self>) -> u64;
+
+    /// Parses (and usually queues) a command.
+    fn parse_cdb(_cmd: &Cmd<Self>) -> SenseReason {
+        TCM_UNSUPPORTED_SCSI_OPCODE
+    }
+}
+
+/// An HBA (`struct se_hba`) of backend `T`.
+#[repr(transparent)]
+pub struct Hba<T: Backend>(Opaque<bindings::se_hba>, PhantomData<T>);
+
+impl<T: Backend> Hba<T> {
+    /// # Safety
+    ///
+    /// `ptr` must point to an `se_hba` of backend `T` attached by [`Registration`] and not yet
+    /// detached, for the lifetime `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::se_hba) -> &'a Self {
+        // SAFETY: `Hba` is a transparent wrapper of `se_hba`; the caller guarantees validity.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The HBA number (`hba_id`), as in the configfs directory name `<name>_<hba_id>`.
+    pub fn id(&self) -> u32 {
+        // SAFETY: `hba_id` is set by the target core before `attach_hba` and never changes.
+        unsafe { (*self.0.get()).hba_id }
+    }
+
+    /// The backend's data for this HBA.
+    pub fn data(&self) -> &T::HbaData {
+        // SAFETY: `hba_ptr` was set by `attach_hba_cb` to a leaked `KBox<T::HbaData>` that lives
+        // until `detach_hba_cb`, which cannot run while `self` is borrowed.
+        unsafe { &*(*self.0.get()).hba_ptr.cast::<T::HbaData>() }
+    }
+}
+
+/// A device (`struct se_device`) of backend `T`, with the backend's data.
+///
+/// The target core owns it: it is created by [`Backend::alloc_device`] and freed (after an RCU
+/// grace period, as the target core may still look it up under RCU) when configfs removes it.
+#[repr(C)]
+#[pin_data]
+pub struct Device<T: Backend> {
+    se_dev: Opaque<bindings::se_device>,
+    #[pin]
+    data: T::DevData,
+}
+
+impl<T: Backend> core::ops::Deref for Device<T> {
+    type Target = T::DevData;
+
+    fn deref(&self) -> &T::DevData {
+        &self.data
+    }
+}
+
+/// Attributes of a device (`struct se_dev_attrib`) a backend sets when configuring it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HwLimits {
+    /// Logical block size in bytes.
+    pub block_size: u32,
+    /// Largest transfer in blocks.
+    pub max_sectors: u32,
+    /// Queue depth.
+    pub queue_depth: u32,
+}
+
+impl<T: Backend> Device<T> {
+    /// # Safety
+    ///
+    /// `ptr` must point to the `se_dev` field of a live `Device<T>` for the lifetime `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::se_device) -> &'a Self {
+        let off = core::mem::offset_of!(Self, se_dev);
+        // SAFETY: By the safety requirements, `ptr` is inside a `Device<T>` at offset `off`.
+        unsafe { &*ptr.cast::<u8>().sub(off).cast::<Self>() }
+    }
+
+    fn raw(&self) -> *mut bindings::se_device {
+        self.se_dev.get()
+    }
+
+    /// The HBA this device belongs to.
+    pub fn hba(&self) -> &Hba<T> {
+        // SAFETY: `se_hba` is set by `target_alloc_device` right after `alloc_device` returns and
+        // the HBA outlives its devices. Callbacks only run after that point.
+        unsafe { Hba::from_raw((*self.raw()).se_hba) }
+    }
+
+    /// The device's index in the target core (`dev_index`).
+    pub fn index(&self) -> u32 {
+        // SAFETY: Plain read of a field set once by the target core.
+        unsafe { (*self.raw()).dev_index }
+    }
+
+    /// Whether the device has been configured (enabled) successfully.
+    pub fn is_configured(&self) -> bool {
+        // SAFETY: `self.raw()` is a valid `se_device`.
+        unsafe { bindings::target_dev_configured(self.raw()) }
+    }
+
+    /// Sets the hardware limits; called from [`Backend::configure_device`].
+    pub fn set_hw_limits(&self, hw: HwLimits) {
+        // SAFETY: `dev_attrib` belongs to this device; the target core reads these fields only
+        // after `configure_device` returns, which is when backends set them.
+        unsafe {
+            let a = &raw mut (*self.raw()).dev_attrib;
+            (*a).hw_block_size = hw.block_size;
+            (*a).hw_max_sectors = hw.max_sectors;
+            (*a).hw_queue_depth = hw.queue_depth;
+        }
+    }
+
+    /// The current hardware limits.
+    pub fn hw_limits(&self) -> HwLimits {
+        // SAFETY: Reads of plain integer fields of this device.
+        unsafe {
+            let a = &raw const (*self.raw()).dev_attrib;
+            HwLimits {
+                block_size: (*a).hw_block_size,
+                max_sectors: (*a).hw_max_sectors,
+                queue_depth: (*a).hw_queue_depth,
+            }
+        }
+    }
+
+    /// The logical block size the initiator sees (`block_size`).
+    pub fn block_size(&self) -> u32 {
+        // SAFETY: Read of a plain integer field of this device.
+        unsafe { (*self.raw()).dev_attrib.block_size }
+    }
+
+    /// Whether write-cache emulation is on (`emulate_write_cache`).
+    pub fn write_cache(&self) -> bool {
+        // SAFETY: Read of a plain integer field of this device.
+        unsafe { (*self.raw()).dev_attrib.emulate_write_cache != 0 }
+    }
+}
+
+/// A SCSI command (`struct se_cmd`) for a device of backend `T`.
+#[repr(transparent)]
+pub struct Cmd<T: Backend>(Opaque<bindings::se_cmd>, PhantomData<T>);
+
+impl<T: Backend> Cmd<T> {
+    /// # Safety
+    ///
+    /// `ptr` must point to a live `se_cmd` addressed to a device of backend `T` for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::se_cmd) -> &'a Self {
+        // SAFETY: Transparent wrapper; the caller guarantees validity.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The device the command is addressed to.
+    pub fn device(&self) -> &Device<T> {
+        // SAFETY: `se_dev` of a command passed to backend `T` is a `Device<T>` that outlives it.
+        unsafe { Device::from_raw((*self.0.get()).se_dev) }
+    }
+}
+
+/// A registered backend. Dropping it unregisters the backend (waiting for pending frees).
+pub struct Registration<T: Backend> {
+    ops: Pin<KBox<Opaque<bindings::target_backend_ops>>>,
+    // The ops table points into these arrays; their heap buffers do not move with `Self`.
+    _dev_attrs: Option<AttrList>,
+    _action_attrs: Option<AttrList>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The ops table is only read by the target core after registration.
+unsafe impl<T: Backend> Send for Registration<T> {}
+// SAFETY: `&Registration` gives no access to anything.
+unsafe impl<T: Backend> Sync for Registration<T> {}
+
+fn copy_name<const N: usize>(dst: &mut [c_char; N], src: &CStr) -> Result {
+    let src = src.as_bytes();
+    if src.len() >= N {
+        return Err(EINVAL);
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s as c_char;
+    }
+    Ok(())
+}
+
+impl<T: Backend> Registration<T> {
+    /// Registers backend `T` with the device attributes `dev_attrs` and the device actions
+    /// `action_attrs` (under `<dev>/attrib` and `<dev>/action` in configfs).
+    ///
+    /// Fails with `EEXIST` if a backend of the same name is registered already.
+    pub fn new(
+        module: &'static ThisModule,
+        dev_attrs: Option<AttrList>,
+        action_attrs: Option<AttrList>,
+    ) -> Result<Self> {
+        let ops = KBox::pin_init(
+            Opaque::ffi_init(|p: *mut bindings::target_backend_ops| {
+                // SAFETY: `p` is valid for writes of the ops table; all-zero is a valid value.
+                unsafe { p.write_bytes(0, 1) };
+            }),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: `ops` was just zeroed and is not shared yet.
+        let o = unsafe { &mut *ops.get() };
+        copy_name(&mut o.name, T::NAME)?;
+        copy_name(&mut o.inquiry_prod, T::INQUIRY_PROD)?;
+        copy_name(&mut o.inquiry_rev, T::INQUIRY_REV)?;
+        o.owner = module.as_ptr();
+        o.transport_flags_default = T::TRANSPORT_FLAGS_DEFAULT;
+        o.transport_flags_changeable = T::TRANSPORT_FLAGS_CHANGEABLE;
+        o.attach_hba = Some(attach_hba_cb::<T>);
+        o.detach_hba = Some(detach_hba_cb::<T>);
+        o.alloc_device = Some(alloc_device_cb::<T>);
+        o.configure_device = Some(configure_device_cb::<T>);
+        o.destroy_device = Some(destroy_device_cb::<T>);
+        o.free_device = Some(free_device_cb::<T>);
+        o.set_configfs_dev_params = Some(set_params_cb::<T>);
+        o.show_configfs_dev_params = Some(show_params_cb::<T>);
+        o.parse_cdb = Some(parse_cdb_cb::<T>);
+        o.get_device_type = Some(device_type_cb::<T>);
+        o.get_blocks = Some(get_blocks_cb::<T>);
+        o.tb_dev_attrib_attrs = dev_attrs.as_ref().map_or(ptr::null_mut(), AttrList::as_ptr);
+        o.tb_dev_action_attrs = action_attrs.as_ref().map_or(ptr::null_mut(), AttrList::as_ptr);
+        // SAFETY: `ops` is a fully initialised ops table that stays at a fixed address (pinned
+        // box) until `Drop` unregisters it.
+        to_result(unsafe { bindings::transport_backend_register(ops.get()) })?;
+        Ok(Self {
+            ops,
+            _dev_attrs: dev_attrs,
+            _action_attrs: action_attrs,
+            _p: PhantomData,
+        })
+    }
+}
+
+impl<T: Backend> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: The ops table was registered in `new`. Unregistering waits (`rcu_barrier`) for
+        // the RCU callbacks of freed devices, which run code of this module.
+        unsafe { bindings::target_backend_unregister(self.ops.get()) };
+    }
+}
+
+/// A NULL-terminated array of configfs attributes (`struct configfs_attribute **`) for
+/// [`Registration::new`].
+pub struct AttrList(KVec<*mut bindings::configfs_attribute>);
+
+// SAFETY: The array is immutable after construction; the attributes are static C objects.
+unsafe impl Send for AttrList {}
+// SAFETY: As above.
+unsafe impl Sync for AttrList {}
+
+impl AttrList {
+    /// LIO's attributes for passthrough backends (`passthrough_attrib_attrs`).
+    pub fn passthrough(flags: Flags) -> Result<Self, AllocError> {
+        let mut v = KVec::new();
+        // SAFETY: `passthrough_attrib_attrs` is a NULL-terminated array exported by the target
+        // core, which is built in and never changes it.
+        let base = unsafe { (&raw const bindings::passthrough_attrib_attrs).cast::<*mut bindings::configfs_attribute>() };
+        let mut i = 0;
+        loop {
+            // SAFETY: Within the NULL-terminated array, see above.
+            let a = unsafe { *base.add(i) };
+            if a.is_null() {
+                break;
+            }
+            v.push(a, flags)?;
+            i += 1;
+        }
+        v.push(ptr::null_mut(), flags)?;
+        Ok(Self(v))
+    }
+
+    fn as_ptr(&self) -> *mut *mut bindings::configfs_attribute {
+        self.0.as_ptr().cast_mut()
+    }
+}
+
+unsafe extern "C" fn attach_hba_cb<T: Backend>(hba: *mut bindings::se_hba, host_id: u32) -> i32 {
+    from_result(|| {
+        let data = KBox::new(T::attach_hba(host_id)?, GFP_KERNEL)?;
+        // SAFETY: The target core passes a valid HBA that it does not share before this returns.
+        unsafe { (*hba).hba_ptr = KBox::into_raw(data).cast() };
+        Ok(0)
+    })
+}
+
+unsafe extern "C" fn detach_hba_cb<T: Backend>(hba: *mut bindings::se_hba) {
+    // SAFETY: The HBA is valid; `hba_ptr` holds the box leaked by `attach_hba_cb`, and the target
+    // core detaches an HBA only once, after all its devices are gone.
+    unsafe {
+        drop(KBox::from_raw((*hba).hba_ptr.cast::<T::HbaData>()));
+        (*hba).hba_ptr = ptr::null_mut();
+    }
+}
+
+unsafe extern "C" fn alloc_device_cb<T: Backend>(
+    hba: *mut bindings::se_hba,
+    name: *const c_char,
+) -> *mut bindings::se_device {
+    // SAFETY: The target core passes an attached HBA of this backend.
+    let hba = unsafe { Hba::<T>::from_raw(hba) };
+    // SAFETY: `name` is the NUL-terminated configfs item name.
+    let name = unsafe { CStr::from_char_ptr(name) };
+    let init = try_pin_init!(Device::<T> {
+        se_dev <- Opaque::ffi_init(|p: *mut bindings::se_device| {
+            // SAFETY: An all-zero `se_device` is what the target core expects from a backend.
+            unsafe { p.write_bytes(0, 1) };
+        }),
+        data <- T::alloc_device(hba, name),
+    }? Error);
+    let Ok(dev) = KBox::pin_init(init, GFP_KERNEL) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: Ownership passes to the target core, which gives it back in `free_device_cb`; the
+    // device is never moved, it is only reached through this pointer.
+    let dev = KBox::into_raw(unsafe { Pin::into_inner_unchecked(dev) });
+    // SAFETY: `dev` is valid; `se_dev` is a field of it.
+    unsafe { Opaque::raw_get(&raw const (*dev).se_dev) }
+}
+
+unsafe extern "C" fn configure_device_cb<T: Backend>(dev: *mut bindings::se_device) -> i32 {
+    // SAFETY: The target core passes a device allocated by `alloc_device_cb`.
+    let dev = unsafe { Device::<T>::from_raw(dev) };
+    from_result(|| T::configure_device(dev).map(|()| 0))
+}
+
+unsafe extern "C" fn destroy_device_cb<T: Backend>(dev: *mut bindings::se_device) {
+    // SAFETY: As in `configure_device_cb`.
+    T::destroy_device(unsafe { Device::<T>::from_raw(dev) });
+}
+
+unsafe extern "C" fn free_device_cb<T: Backend>(se_dev: *mut bindings::se_device) {
+    let off = core::mem::offset_of!(Device<T>, se_dev);
+    // SAFETY: `se_dev` is the `se_dev` field of a `Device<T>` leaked by `alloc_device_cb`.
+    let dev = unsafe { se_dev.cast::<u8>().sub(off).cast::<Device<T>>() };
+    // SAFETY: `dev` is valid; the target core makes no further backend calls for it.
+    T::free_device(unsafe { &*dev });
+    // SAFETY: The backend data is dropped exactly once, here; only the `se_device` (which the
+    // target core may still read under RCU) stays alive until `free_device_rcu`.
+    unsafe { ptr::drop_in_place(&raw mut (*dev).data) };
+    // SAFETY: `rcu_head` belongs to the device and is not in use by anyone else.
+    unsafe { bindings::call_rcu(&raw mut (*se_dev).rcu_head, Some(free_device_rcu::<T>)) };
+}
+
+unsafe extern "C" fn free_device_rcu<T: Backend>(head: *mut bindings::callback_head) {
+    let off = core::mem::offset_of!(Device<T>, se_dev) + core::mem::offset_of!(bindings::se_device, rcu_head);
+    // SAFETY: `head` is the `rcu_head` of the `se_dev` of a `Device<T>` (see `free_device_cb`),
+    // whose data was dropped already: free the memory without dropping anything again.
+    unsafe {
+        let dev = head.cast::<u8>().sub(off).cast::<MaybeUninit<Device<T>>>();
+        drop(KBox::from_raw(dev));
+    }
+}
+
+unsafe extern "C" fn set_params_cb<T: Backend>(
+    dev: *mut bindings::se_device,
+    page: *const c_char,
+    count: isize,
+) -> isize {
+    // SAFETY: As in `configure_device_cb`.
+    let dev = unsafe { Device::<T>::from_raw(dev) };
+    let Ok(len) = usize::try_from(count) else {
+        return EINVAL.to_errno() as isize;
+    };
+    // SAFETY: configfs passes a buffer holding `count` bytes.
+    let params = unsafe { core::slice::from_raw_parts(page.cast::<u8>(), len) };
+    match T::set_params(dev, params) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+unsafe extern "C" fn show_params_cb<T: Backend>(dev: *mut bindings::se_device, page: *mut c_char) -> isize {
+    // SAFETY: As in `configure_device_cb`.
+    let dev = unsafe { Device::<T>::from_raw(dev) };
+    // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes.
+    let mut f = unsafe { Formatter::from_buffer(page.cast(), crate::page::PAGE_SIZE) };
+    // Output longer than a page is cut; what fitted is returned.
+    let _ = T::show_params(dev, &mut f);
+    f.bytes_written() as isize
+}
+
+unsafe extern "C" fn parse_cdb_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> SenseReason {
+    // SAFETY: The target core passes a live command for a device of this backend.
+    T::parse_cdb(unsafe { Cmd::<T>::from_raw(cmd) })
+}
+
+unsafe extern "C" fn device_type_cb<T: Backend>(dev: *mut bindings::se_device) -> u32 {
+    // SAFETY: As in `configure_device_cb`.
+    T::device_type(unsafe { Device::<T>::from_raw(dev) })
+}
+
+unsafe extern "C" fn get_blocks_cb<T: Backend>(dev: *mut bindings::se_device) -> bindings::sector_t {
+    // SAFETY: As in `configure_device_cb`.
+    T::last_lba(unsafe { Device::<T>::from_raw(dev) })
+}
