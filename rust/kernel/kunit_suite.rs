@@ -17,7 +17,7 @@
 //! C header: [`include/kunit/test.h`](srctree/include/kunit/test.h)
 
 use crate::bindings;
-use core::ffi::c_char;
+use crate::ffi::c_char;
 
 /// The type of a KUnit test case function.
 pub type RunCase = unsafe extern "C" fn(*mut bindings::kunit);

@@ -20,7 +20,8 @@ use crate::{
     types::Opaque,
     ThisModule,
 };
-use core::{ffi::c_char, marker::PhantomData, mem::MaybeUninit, ptr};
+use crate::ffi::c_char;
+use core::{marker::PhantomData, mem::MaybeUninit, ptr};
 
 /// A SCSI sense reason (`sense_reason_t`) returned to the target core. `0` means success.
 pub type SenseReason = bindings::sense_reason_t;
@@ -125,6 +126,7 @@ impl<T: Backend> Hba<T> {
 #[repr(C)]
 #[pin_data]
 pub struct Device<T: Backend> {
+    #[pin]
     se_dev: Opaque<bindings::se_device>,
     #[pin]
     data: T::DevData,
@@ -216,7 +218,7 @@ impl<T: Backend> Device<T> {
     /// Whether write-cache emulation is on (`emulate_write_cache`).
     pub fn write_cache(&self) -> bool {
         // SAFETY: Read of a plain integer field of this device.
-        unsafe { (*self.raw()).dev_attrib.emulate_write_cache != 0 }
+        unsafe { (*self.raw()).dev_attrib.emulate_write_cache }
     }
 }
 
@@ -336,12 +338,12 @@ impl AttrList {
     /// LIO's attributes for passthrough backends (`passthrough_attrib_attrs`).
     pub fn passthrough(flags: Flags) -> Result<Self, AllocError> {
         let mut v = KVec::new();
-        // SAFETY: `passthrough_attrib_attrs` is a NULL-terminated array exported by the target
-        // core, which is built in and never changes it.
-        let base = unsafe { (&raw const bindings::passthrough_attrib_attrs).cast::<*mut bindings::configfs_attribute>() };
+        let base = (&raw const bindings::passthrough_attrib_attrs)
+            .cast::<*mut bindings::configfs_attribute>();
         let mut i = 0;
         loop {
-            // SAFETY: Within the NULL-terminated array, see above.
+            // SAFETY: `passthrough_attrib_attrs` is a NULL-terminated array exported by the
+            // target core, which is built in and never changes it; `i` stays within it.
             let a = unsafe { *base.add(i) };
             if a.is_null() {
                 break;
@@ -422,11 +424,11 @@ unsafe extern "C" fn free_device_cb<T: Backend>(se_dev: *mut bindings::se_device
     // target core may still read under RCU) stays alive until `free_device_rcu`.
     unsafe { ptr::drop_in_place(&raw mut (*dev).data) };
     // SAFETY: `rcu_head` belongs to the device and is not in use by anyone else.
-    unsafe { bindings::call_rcu(&raw mut (*se_dev).rcu_head, Some(free_device_rcu::<T>)) };
+    unsafe { bindings::call_rcu(&raw mut (*se_dev).callback_head, Some(free_device_rcu::<T>)) };
 }
 
 unsafe extern "C" fn free_device_rcu<T: Backend>(head: *mut bindings::callback_head) {
-    let off = core::mem::offset_of!(Device<T>, se_dev) + core::mem::offset_of!(bindings::se_device, rcu_head);
+    let off = core::mem::offset_of!(Device<T>, se_dev) + core::mem::offset_of!(bindings::se_device, callback_head);
     // SAFETY: `head` is the `rcu_head` of the `se_dev` of a `Device<T>` (see `free_device_cb`),
     // whose data was dropped already: free the memory without dropping anything again.
     unsafe {

@@ -115,11 +115,9 @@ impl kernel::Module for TcmuRs {
 }
 
 fn kunit_len_op_roundtrip() {
-    let mut v = 0u32;
-    v = abi::tcmu_hdr_set_op(v, abi::TCMU_OP_CMD);
-    v = abi::tcmu_hdr_set_len(v, 4096);
-    kernel::kunit_expect_eq!(abi::tcmu_hdr_get_op(v), abi::TCMU_OP_CMD);
-    kernel::kunit_expect_eq!(abi::tcmu_hdr_get_len(v), 4096);
+    let v = abi::hdr_set_len(abi::hdr_set_op(0, abi::Opcode::Cmd), 4096);
+    kernel::kunit_expect_eq!(abi::hdr_get_opcode(v), Ok(abi::Opcode::Cmd));
+    kernel::kunit_expect_eq!(abi::hdr_get_len(v), 4096);
 }
 
 fn kunit_mailbox_layout() {

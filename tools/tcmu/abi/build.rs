@@ -79,7 +79,8 @@ fn generate(out_dir: &Path) -> Result<String, String> {
     let parsed = parse_header(&text)?;
 
     let inc_dir = out_dir.join("linux");
-    fs::create_dir_all(&inc_dir).map_err(|e| format!("cannot create {}: {e}", inc_dir.display()))?;
+    fs::create_dir_all(&inc_dir)
+        .map_err(|e| format!("cannot create {}: {e}", inc_dir.display()))?;
     fs::copy(&header, inc_dir.join(HEADER_NAME))
         .map_err(|e| format!("cannot copy {}: {e}", header.display()))?;
 
@@ -121,10 +122,18 @@ fn generate(out_dir: &Path) -> Result<String, String> {
     let driver = driver_source(&header).map(|p| p.to_string_lossy().into_owned());
     let mut s = String::new();
     writeln!(s, "/// UAPI header the values were extracted from.").unwrap();
-    writeln!(s, "pub const C_HEADER: Option<&str> = Some({header_str:?});").unwrap();
+    writeln!(
+        s,
+        "pub const C_HEADER: Option<&str> = Some({header_str:?});"
+    )
+    .unwrap();
     writeln!(s, "/// Why the C values could not be extracted.").unwrap();
     writeln!(s, "pub const C_ERROR: &str = \"\";").unwrap();
-    writeln!(s, "/// Path of target_core_user.c next to the header, if any.").unwrap();
+    writeln!(
+        s,
+        "/// Path of target_core_user.c next to the header, if any."
+    )
+    .unwrap();
     writeln!(s, "pub const C_DRIVER_SOURCE: Option<&str> = {driver:?};").unwrap();
     s.push_str(&values);
     Ok(s)
@@ -350,7 +359,10 @@ fn parse_members(toks: &[String], mut i: usize) -> Result<(Vec<Field>, usize), S
             }
             match name {
                 Some(n) => {
-                    fields.push(Field { path: n.clone(), flex: false });
+                    fields.push(Field {
+                        path: n.clone(),
+                        flex: false,
+                    });
                     fields.extend(sub.into_iter().map(|f| Field {
                         path: format!("{n}.{}", f.path),
                         flex: f.flex,
@@ -382,7 +394,10 @@ fn parse_decl(decl: &[String]) -> Result<Field, String> {
     let bad = || format!("cannot parse member `{}`", decl.join(" "));
     if decl.first().map(String::as_str) == Some("__DECLARE_FLEX_ARRAY") {
         let name = decl.iter().rev().find(|t| is_ident(t)).ok_or_else(bad)?;
-        return Ok(Field { path: name.clone(), flex: true });
+        return Ok(Field {
+            path: name.clone(),
+            flex: true,
+        });
     }
     if let Some(b) = decl.iter().position(|t| t == "[") {
         let name = decl[..b].last().filter(|t| is_ident(t)).ok_or_else(bad)?;
@@ -397,7 +412,10 @@ fn parse_decl(decl: &[String]) -> Result<Field, String> {
         });
     }
     let name = decl.iter().rev().find(|t| is_ident(t)).ok_or_else(bad)?;
-    Ok(Field { path: name.clone(), flex: false })
+    Ok(Field {
+        path: name.clone(),
+        flex: false,
+    })
 }
 
 fn parse_header(text: &str) -> Result<Parsed, String> {
@@ -485,7 +503,9 @@ const LEN_OPS: &[u32] = &[
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 0x10, 0x3d, 0x70, 0x71, 0x1000, 0x12345678, 0x7ffffff9,
     0x80000001, 0xfffffff8, 0xfffffffa, 0xffffffff,
 ];
-const LENS: &[u32] = &[0, 1, 7, 8, 13, 64, 100, 112, 0x100000, 0xfffffff8, 0xffffffff];
+const LENS: &[u32] = &[
+    0, 1, 7, 8, 13, 64, 100, 112, 0x100000, 0xfffffff8, 0xffffffff,
+];
 /// iovec counts for `offsetof(struct tcmu_cmd_entry, req.iov[n])`.
 const IOV_CNTS: &[u32] = &[0, 1, 2, 3, 4, 5, 16, 255];
 
@@ -531,14 +551,21 @@ int main(void)
     c.push_str("\tprintf(\"pub const C_VALUES: &[(&str, i64)] = &[\\n\");\n");
     for s in &p.structs {
         let name = format!("struct {}", s.name);
-        write!(c, "\tV(\"sizeof({name})\", sizeof({name}));\n").unwrap();
-        write!(c, "\tV(\"alignof({name})\", _Alignof({name}));\n").unwrap();
+        writeln!(c, "\tV(\"sizeof({name})\", sizeof({name}));").unwrap();
+        writeln!(c, "\tV(\"alignof({name})\", _Alignof({name}));").unwrap();
         for f in &s.fields {
             let path = &f.path;
-            write!(c, "\tV(\"offsetof({name}, {path})\", offsetof({name}, {path}));\n").unwrap();
+            writeln!(
+                c,
+                "\tV(\"offsetof({name}, {path})\", offsetof({name}, {path}));"
+            )
+            .unwrap();
             if !f.flex {
-                write!(c, "\tV(\"fieldsize({name}, {path})\", sizeof((({name} *)0)->{path}));\n")
-                    .unwrap();
+                writeln!(
+                    c,
+                    "\tV(\"fieldsize({name}, {path})\", sizeof((({name} *)0)->{path}));"
+                )
+                .unwrap();
             }
         }
     }
@@ -551,16 +578,16 @@ int main(void)
          \tV(\"fieldsize(struct iovec, iov_len)\", sizeof(((struct iovec *)0)->iov_len));\n",
     );
     for n in IOV_CNTS {
-        write!(
+        writeln!(
             c,
             "\tV(\"offsetof(struct tcmu_cmd_entry, req.iov[{n}])\", \
-             offsetof(struct tcmu_cmd_entry, req.iov[{n}]));\n"
+             offsetof(struct tcmu_cmd_entry, req.iov[{n}]));"
         )
         .unwrap();
     }
     for k in &p.constants {
         if let Constant::Int(name) = k {
-            write!(c, "\tV(\"{name}\", {name});\n").unwrap();
+            writeln!(c, "\tV(\"{name}\", {name});").unwrap();
         }
     }
     c.push_str("\tprintf(\"];\\n\");\n\n");
@@ -569,7 +596,7 @@ int main(void)
     c.push_str("\tprintf(\"pub const C_STRINGS: &[(&str, &str)] = &[\\n\");\n");
     for k in &p.constants {
         if let Constant::Str(name) = k {
-            write!(c, "\tstr(\"{name}\", {name});\n").unwrap();
+            writeln!(c, "\tstr(\"{name}\", {name});").unwrap();
         }
     }
     c.push_str("\tprintf(\"];\\n\");\n\n");
