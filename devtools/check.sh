@@ -28,8 +28,8 @@ host_tests() {
 build_selftests() {
 	local out=$BUILD/kselftest/tcmu
 	mkdir -p "$out"
-	gcc -O2 -Wall -Wextra -static -I"$SRC/tools/testing/selftests" \
-		-o "$out/tcmu_basic" "$TOP/tools/testing/selftests/tcmu/tcmu_basic.c"
+	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
+		-o "$out/tcmu_basic" "$SRC/tools/testing/selftests/tcmu/tcmu_basic.c"
 }
 
 guest_tests() {

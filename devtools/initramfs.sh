@@ -65,7 +65,7 @@ build_base() {
 	chmod 755 "$ROOT"
 	log "building base initramfs in $ROOT"
 	# Merged /usr, as on the host.
-	mkdir -p "$ROOT"/usr/{bin,sbin,lib/$MULTIARCH,lib64} "$ROOT"/{dev,proc,sys,tmp,run,root,out,tcmu,etc/target,var/log,var/lib}
+	mkdir -p "$ROOT"/usr/{bin,sbin,lib/$MULTIARCH,lib64} "$ROOT"/{dev,proc,sys,tmp,run,root,out,tcmu,etc/target,etc/rtslib-fb-target,var/log,var/lib}
 	for p in bin sbin lib lib64; do ln -s usr/$p "$ROOT/$p"; done
 	ln -s ../run "$ROOT/var/run"
 	chmod 1777 "$ROOT/tmp"
@@ -87,6 +87,24 @@ build_base() {
 	for p in mkfs.ext4 mke2fs e2fsck; do add /sbin/$p; done
 	add /etc/mke2fs.conf
 	add /sbin/ldconfig # ctypes.util.find_library (pyudev) runs ldconfig -p
+	# A system bus: targetcli finds tcmu-runner's handlers (user:*) over D-Bus.
+	add /usr/bin/dbus-daemon
+	mkdir -p "$ROOT/etc/dbus-1"
+	cat >"$ROOT/etc/dbus-1/system.conf" <<-EOF
+	<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+	 "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+	<busconfig>
+	  <type>system</type>
+	  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+	  <auth>EXTERNAL</auth>
+	  <policy context="default">
+	    <allow user="*"/> <allow own="*"/>
+	    <allow send_type="method_call"/> <allow send_type="signal"/>
+	    <allow send_requested_reply="true"/> <allow receive_requested_reply="true"/>
+	  </policy>
+	</busconfig>
+	EOF
+	echo 5ca1ab1e0000000000000000c0ffee00 >"$ROOT/etc/machine-id"
 	# dlopen()ed, invisible to ldd: libgcc_s by pthread_cancel, libudev by pyudev.
 	add /usr/lib/$MULTIARCH/libgcc_s.so.1
 	add /usr/lib/$MULTIARCH/libudev.so.1
@@ -122,7 +140,6 @@ build_base() {
 
 	log "resolving shared libraries"
 	add_closure
-	ldconfig -r "$ROOT" 2>/dev/null || true
 
 	cat >"$ROOT/etc/passwd" <<-EOF
 	root:x:0:0:root:/root:/bin/sh
@@ -136,6 +153,7 @@ build_base() {
 
 	(cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) >"$out.tmp"
 	mv "$out.tmp" "$out"
+	find "$CACHE/initramfs" -maxdepth 1 -name 'base-*.cpio' ! -path "$out" -delete
 	log "base initramfs: $out ($(du -h "$out" | cut -f1), $(find "$ROOT" | wc -l) entries)"
 	if [ -n "${KEEP_ROOT:-}" ]; then log "unpacked tree kept in $ROOT"; else rm -rf "$ROOT"; fi
 }

@@ -21,16 +21,15 @@ kernel_debver() { dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null; }
 
 SRC=$CACHE/src/linux-$(kernel_debver 2>/dev/null || echo none)
 
-# The build directory is keyed by everything that invalidates a whole build:
-# the kernel source version, the toolchain and the config fragments.
+# The build directory is keyed by what invalidates a whole build: the kernel source
+# version and the toolchain. A change of the config fragments is applied to the same
+# directory (kernel.sh reconfigures), and kbuild rebuilds what depends on it.
 build_key() {
 	{
 		kernel_debver
 		$RUSTC --version
 		$BINDGEN --version 2>/dev/null || true
 		clang-19 --version | head -1
-		cat "$TOP/devtools/config/base.config"
-		[ "$FLAVOUR" = base ] || cat "$TOP/devtools/config/$FLAVOUR.config"
 	} | sha256sum | cut -c1-12
 }
 BUILD=$CACHE/build/$FLAVOUR-$(build_key 2>/dev/null || echo none)

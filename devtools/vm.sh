@@ -45,7 +45,7 @@ bash "$TOP/devtools/initramfs.sh" "$TMP/initrd.cpio" ${FILES[@]+"${FILES[@]}"}
 
 # qemu ACCEL TIMEOUT CMD_B64: the guest console on stdout.
 qemu() {
-	timeout -k 5 "$2" qemu-system-x86_64 -accel "$1" -cpu max -smp 2 -m 2048 \
+	timeout -k 5 "$2" qemu-system-x86_64 -accel "$1" -cpu "$([ "$1" = kvm ] && echo host || echo max)" -smp 2 -m 2048 \
 		-nodefaults -no-user-config -display none -no-reboot -monitor none -serial stdio \
 		-kernel "$KERNEL" -initrd "$TMP/initrd.cpio" \
 		-append "console=ttyS0 quiet panic=-1 tcmu.cmd=$3" \
