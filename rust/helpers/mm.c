@@ -42,3 +42,8 @@ void rust_helper_smp_wmb(void)
 {
 	smp_wmb();
 }
+
+unsigned long rust_helper_vma_pages(struct vm_area_struct *vma)
+{
+	return vma_pages(vma);
+}

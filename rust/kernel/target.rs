@@ -21,7 +21,8 @@ use crate::{
     ThisModule,
 };
 use crate::ffi::c_char;
-use core::{marker::PhantomData, mem::MaybeUninit, ptr};
+use crate::page::{Page, PAGE_SIZE};
+use core::{marker::PhantomData, mem::MaybeUninit, ptr, ptr::NonNull};
 
 /// A SCSI sense reason (`sense_reason_t`) returned to the target core. `0` means success.
 pub type SenseReason = bindings::sense_reason_t;
@@ -85,9 +86,11 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// Returns the index of the last logical block.
     fn last_lba(dev: &Device<Self>) -> u64;
 
-    /// Parses (and usually queues) a command.
-    fn parse_cdb(_cmd: &Cmd<Self>) -> SenseReason {
-        TCM_UNSUPPORTED_SCSI_OPCODE
+    /// Runs a command that the target core's passthrough parser (`passthrough_parse_cdb`) did
+    /// not emulate itself. The backend owns `cmd` until it completes it; a command it cannot
+    /// take is handed back with [`PendingCmd::reject`] and failed by the target core.
+    fn execute(cmd: PendingCmd<Self>) -> Result<(), Rejected<Self>> {
+        Err(cmd.reject(TCM_UNSUPPORTED_SCSI_OPCODE))
     }
 }
 
@@ -235,10 +238,207 @@ impl<T: Backend> Cmd<T> {
         unsafe { &*ptr.cast() }
     }
 
+    fn raw(&self) -> *mut bindings::se_cmd {
+        self.0.get()
+    }
+
     /// The device the command is addressed to.
     pub fn device(&self) -> &Device<T> {
         // SAFETY: `se_dev` of a command passed to backend `T` is a `Device<T>` that outlives it.
-        unsafe { Device::from_raw((*self.0.get()).se_dev) }
+        unsafe { Device::from_raw((*self.raw()).se_dev) }
+    }
+
+    /// The CDB, as long as its operation code says (`scsi_command_size`).
+    pub fn cdb(&self) -> &[u8] {
+        // SAFETY: `t_task_cdb` points to the command's CDB buffer (at least 16 bytes, more for
+        // variable-length CDBs whose length `scsi_command_size` reads from the CDB, which the
+        // target core validated when it set the buffer up). It does not change while queued.
+        unsafe {
+            let cdb = (*self.raw()).t_task_cdb;
+            core::slice::from_raw_parts(cdb, bindings::scsi_command_size(cdb) as usize)
+        }
+    }
+
+    /// The direction of the data transfer.
+    pub fn direction(&self) -> DataDir {
+        // SAFETY: Plain field set by the target core before the backend sees the command.
+        let (dir, flags) = unsafe { ((*self.raw()).data_direction, (*self.raw()).se_cmd_flags) };
+        if flags & bindings::se_cmd_flags_table_SCF_BIDI != 0 {
+            return DataDir::Bidi;
+        }
+        match dir {
+            bindings::dma_data_direction_DMA_TO_DEVICE => DataDir::ToDevice,
+            bindings::dma_data_direction_DMA_FROM_DEVICE => DataDir::FromDevice,
+            _ => DataDir::None,
+        }
+    }
+
+    /// The expected transfer length in bytes (of the Data-In part for bidirectional commands).
+    pub fn data_length(&self) -> u32 {
+        // SAFETY: Plain field set by the target core before the backend sees the command.
+        unsafe { (*self.raw()).data_length }
+    }
+
+    /// The data buffer: Data-Out for writes and bidirectional commands, Data-In for reads.
+    pub fn data_sg(&self) -> SgList<'_> {
+        // SAFETY: The target core allocated the list before executing the command; it lives
+        // as long as the command.
+        unsafe { SgList::new((*self.raw()).t_data_sg, (*self.raw()).t_data_nents) }
+    }
+
+    /// The Data-In buffer of a bidirectional command (empty otherwise).
+    pub fn bidi_sg(&self) -> SgList<'_> {
+        // SAFETY: As in `data_sg`.
+        unsafe { SgList::new((*self.raw()).t_bidi_data_sg, (*self.raw()).t_bidi_data_nents) }
+    }
+}
+
+/// Direction of a command's data transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataDir {
+    /// No data.
+    None,
+    /// Data-Out: initiator to device (writes).
+    ToDevice,
+    /// Data-In: device to initiator (reads).
+    FromDevice,
+    /// Both: Data-Out in [`Cmd::data_sg`], Data-In in [`Cmd::bidi_sg`].
+    Bidi,
+}
+
+/// A command's scatter-gather list.
+pub struct SgList<'a> {
+    sgl: *mut bindings::scatterlist,
+    nents: u32,
+    _p: PhantomData<&'a ()>,
+}
+
+impl SgList<'_> {
+    /// # Safety
+    ///
+    /// `sgl` must be null or a valid list of `nents` entries for the lifetime of the result.
+    unsafe fn new(sgl: *mut bindings::scatterlist, nents: u32) -> Self {
+        Self {
+            sgl,
+            nents: if sgl.is_null() { 0 } else { nents },
+            _p: PhantomData,
+        }
+    }
+
+    /// Whether the list has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.nents == 0
+    }
+
+    /// Copies `len` bytes starting `skip` bytes into the list to `page` at offset `off`.
+    /// Returns the number of bytes copied (less than `len` if the list is shorter).
+    pub fn copy_to_page(&self, skip: usize, page: &Page, off: usize, len: usize) -> Result<usize> {
+        self.copy_page(skip, page, off, len, true)
+    }
+
+    /// Copies `len` bytes from `page` at offset `off` into the list, starting `skip` bytes in.
+    /// Returns the number of bytes copied (less than `len` if the list is shorter).
+    pub fn copy_from_page(&self, skip: usize, page: &Page, off: usize, len: usize) -> Result<usize> {
+        self.copy_page(skip, page, off, len, false)
+    }
+
+    fn copy_page(&self, skip: usize, page: &Page, off: usize, len: usize, to_page: bool) -> Result<usize> {
+        let end = off.checked_add(len).ok_or(EINVAL)?;
+        if end > PAGE_SIZE || self.is_empty() {
+            return if len == 0 { Ok(0) } else { Err(EINVAL) };
+        }
+        // SAFETY: `page` is a valid page owned by the caller; it is mapped for the duration of
+        // the copy and `off + len` stays within it.
+        let n = unsafe {
+            let addr = bindings::kmap_local_page(page.as_ptr()).cast::<u8>().add(off).cast();
+            let n = if to_page {
+                bindings::sg_pcopy_to_buffer(self.sgl, self.nents, addr, len, skip as _)
+            } else {
+                bindings::sg_pcopy_from_buffer(self.sgl, self.nents, addr, len, skip as _)
+            };
+            bindings::kunmap_local(addr);
+            n
+        };
+        Ok(n)
+    }
+}
+
+/// A command owned by the backend until it completes it. Dropping it without completing
+/// completes it with `CHECK CONDITION`, so the initiator is never left waiting.
+pub struct PendingCmd<T: Backend> {
+    cmd: NonNull<bindings::se_cmd>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: The target core allows completing a command from any context.
+unsafe impl<T: Backend> Send for PendingCmd<T> {}
+// SAFETY: Shared references only read fields that do not change while the command is queued.
+unsafe impl<T: Backend> Sync for PendingCmd<T> {}
+
+/// A command the backend refused in [`Backend::execute`], with the reason.
+pub struct Rejected<T: Backend>(PendingCmd<T>, SenseReason);
+
+/// SCSI status `GOOD`.
+pub const SAM_STAT_GOOD: u8 = bindings::sam_status_SAM_STAT_GOOD as u8;
+/// SCSI status `CHECK CONDITION`.
+pub const SAM_STAT_CHECK_CONDITION: u8 = bindings::sam_status_SAM_STAT_CHECK_CONDITION as u8;
+/// Size of the sense data a backend may return.
+pub const SENSE_BUFFER_SIZE: usize = bindings::TRANSPORT_SENSE_BUFFER as usize;
+
+impl<T: Backend> core::ops::Deref for PendingCmd<T> {
+    type Target = Cmd<T>;
+
+    fn deref(&self) -> &Cmd<T> {
+        // SAFETY: The command is live until completed, which consumes `self`.
+        unsafe { Cmd::from_raw(self.cmd.as_ptr()) }
+    }
+}
+
+impl<T: Backend> PendingCmd<T> {
+    /// Hands the command back to the target core, which fails it with `reason`.
+    pub fn reject(self, reason: SenseReason) -> Rejected<T> {
+        Rejected(self, reason)
+    }
+
+    fn into_raw(self) -> *mut bindings::se_cmd {
+        let p = self.cmd.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+
+    /// Completes the command with SCSI `status`.
+    pub fn complete(self, status: u8) {
+        // SAFETY: The command is live and completed exactly once, here.
+        unsafe { bindings::target_complete_cmd(self.into_raw(), status) };
+    }
+
+    /// Completes the command with `status` and `len` bytes transferred (the target core reports
+    /// the residual to the initiator).
+    pub fn complete_with_length(self, status: u8, len: u32) {
+        let len = i32::try_from(len).unwrap_or(i32::MAX);
+        // SAFETY: As in `complete`.
+        unsafe { bindings::target_complete_cmd_with_length(self.into_raw(), status, len) };
+    }
+
+    /// Copies `sense` (fixed or descriptor format) into the command's sense buffer, to go out
+    /// with a `CHECK CONDITION` completion.
+    pub fn set_sense(&self, sense: &[u8; SENSE_BUFFER_SIZE]) {
+        let mut buf = *sense;
+        // SAFETY: The command is live; the function copies `TRANSPORT_SENSE_BUFFER` bytes.
+        unsafe { bindings::transport_copy_sense_to_cmd(self.cmd.as_ptr(), buf.as_mut_ptr()) };
+    }
+
+    /// Lets a failed read still return data (`SCF_TREAT_READ_AS_NORMAL`).
+    pub fn set_treat_read_as_normal(&self) {
+        // SAFETY: The backend may set this flag on a command it owns before completing it.
+        unsafe { (*self.cmd.as_ptr()).se_cmd_flags |= bindings::se_cmd_flags_table_SCF_TREAT_READ_AS_NORMAL };
+    }
+}
+
+impl<T: Backend> Drop for PendingCmd<T> {
+    fn drop(&mut self) {
+        // SAFETY: The command is live and was not completed (completing consumes `self`).
+        unsafe { bindings::target_complete_cmd(self.cmd.as_ptr(), SAM_STAT_CHECK_CONDITION) };
     }
 }
 
@@ -459,15 +659,36 @@ unsafe extern "C" fn show_params_cb<T: Backend>(dev: *mut bindings::se_device, p
     // SAFETY: As in `configure_device_cb`.
     let dev = unsafe { Device::<T>::from_raw(dev) };
     // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes.
-    let mut f = unsafe { Formatter::from_buffer(page.cast(), crate::page::PAGE_SIZE) };
+    let mut f = unsafe { Formatter::from_buffer(page.cast(), PAGE_SIZE) };
     // Output longer than a page is cut; what fitted is returned.
     let _ = T::show_params(dev, &mut f);
     f.bytes_written() as isize
 }
 
 unsafe extern "C" fn parse_cdb_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> SenseReason {
-    // SAFETY: The target core passes a live command for a device of this backend.
-    T::parse_cdb(unsafe { Cmd::<T>::from_raw(cmd) })
+    // SAFETY: The target core passes a live command; the passthrough parser emulates what LIO
+    // handles itself and sets `execute_cb` as the command's `execute_cmd` for the rest.
+    unsafe { bindings::passthrough_parse_cdb(cmd, Some(execute_cb::<T>)) }
+}
+
+unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> SenseReason {
+    let Some(cmd) = NonNull::new(cmd) else {
+        return TCM_UNSUPPORTED_SCSI_OPCODE;
+    };
+    // The target core hands the command over: it waits for a completion (or a nonzero
+    // return, in which case it fails the command itself).
+    let pending = PendingCmd::<T> {
+        cmd,
+        _p: PhantomData,
+    };
+    match T::execute(pending) {
+        Ok(()) => TCM_NO_SENSE,
+        Err(Rejected(p, reason)) => {
+            // The target core completes a command whose execution failed: do not.
+            core::mem::forget(p);
+            reason
+        }
+    }
 }
 
 unsafe extern "C" fn device_type_cb<T: Backend>(dev: *mut bindings::se_device) -> u32 {

@@ -1,5 +1,419 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Userspace I/O (UIO) devices: see `include/linux/uio_driver.h`.
+//! Userspace I/O (UIO) devices whose memory is shared with a userspace driver.
 //!
-//! The abstraction arrives with the TCMU data path.
+//! A driver implements [`Operations`] and creates a [`Registration`]: that adds `/dev/uioN`
+//! with one map (`map0`) of [`Operations::map_pages`] pages. Userspace `mmap()`s it; each page
+//! is supplied on first touch by [`Operations::fault`], typically from a [`SharedArea`]
+//! (`vmalloc` memory) or from driver-owned [`Page`]s. Every mapping holds a reference to the
+//! driver data, so the memory it shows stays alive until the last mapping is gone, even after
+//! the registration is dropped.
+//!
+//! Memory shared with userspace can change at any time: [`SharedArea`] only offers volatile,
+//! bounds-checked accessors and never hands out references into it.
+//!
+//! C header: [`include/linux/uio_driver.h`](srctree/include/linux/uio_driver.h)
+
+use crate::{
+    alloc::AllocError,
+    bindings,
+    error::{from_result, to_result, Error, Result},
+    ffi::{c_int, c_void},
+    init::PinInit,
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+    str::{CStr, CString},
+    sync::Arc,
+    types::Opaque,
+    ThisModule,
+};
+use core::ptr::{self, NonNull};
+
+/// A page handed to the memory manager to satisfy a fault. Holds a reference to the page.
+pub struct FaultPage(NonNull<bindings::page>);
+
+// SAFETY: A page reference can be dropped from any thread.
+unsafe impl Send for FaultPage {}
+
+impl FaultPage {
+    /// Takes a new reference to `page`.
+    pub fn from_page(page: &Page) -> Self {
+        let p = page.as_ptr();
+        // SAFETY: `p` is a valid page, kept alive by `page` while we take our own reference.
+        unsafe { bindings::get_page(p) };
+        // SAFETY: `Page::as_ptr` is never null.
+        Self(unsafe { NonNull::new_unchecked(p) })
+    }
+
+    fn into_raw(self) -> *mut bindings::page {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for FaultPage {
+    fn drop(&mut self) {
+        // SAFETY: We own one reference to the page.
+        unsafe { bindings::put_page(self.0.as_ptr()) };
+    }
+}
+
+/// Zeroed `vmalloc` memory of a whole number of pages, meant to be shared with userspace.
+///
+/// Accessors are volatile and bounds-checked; values read may have been written by an
+/// untrusted process and must be validated by the caller.
+pub struct SharedArea {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: The memory is only accessed through volatile accesses, never through references.
+unsafe impl Send for SharedArea {}
+// SAFETY: As above; concurrent volatile accesses are the point of shared memory.
+unsafe impl Sync for SharedArea {}
+
+macro_rules! shared_rw {
+    ($read:ident, $write:ident, $t:ty) => {
+        #[doc = concat!("Reads a `", stringify!($t), "` at byte offset `off` (naturally aligned).")]
+        pub fn $read(&self, off: usize) -> Option<$t> {
+            let p = self.at(off, core::mem::size_of::<$t>())?.cast::<$t>();
+            // SAFETY: `at` checked bounds and alignment; the area is live.
+            Some(unsafe { ptr::read_volatile(p) })
+        }
+
+        #[doc = concat!("Writes a `", stringify!($t), "` at byte offset `off` (naturally aligned).")]
+        pub fn $write(&self, off: usize, v: $t) -> Option<()> {
+            let p = self.at(off, core::mem::size_of::<$t>())?.cast::<$t>();
+            // SAFETY: `at` checked bounds and alignment; the area is live.
+            unsafe { ptr::write_volatile(p, v) };
+            Some(())
+        }
+    };
+}
+
+impl SharedArea {
+    /// Allocates `pages` zeroed pages of `vmalloc` memory.
+    pub fn new(pages: usize) -> Result<Self, AllocError> {
+        let len = pages.checked_mul(PAGE_SIZE).ok_or(AllocError)?;
+        if len == 0 {
+            return Err(AllocError);
+        }
+        // SAFETY: FFI call without safety requirements.
+        let p = unsafe { bindings::vzalloc_noprof(len as _) };
+        Ok(Self {
+            ptr: NonNull::new(p.cast()).ok_or(AllocError)?,
+            len,
+        })
+    }
+
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the area is empty (never: areas have at least one page).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn at(&self, off: usize, size: usize) -> Option<*mut u8> {
+        let end = off.checked_add(size)?;
+        if end > self.len || off % size.clamp(1, 8) != 0 {
+            return None;
+        }
+        // SAFETY: `off < len`, so the result is within the allocation.
+        Some(unsafe { self.ptr.as_ptr().add(off) })
+    }
+
+    shared_rw!(read_u8, write_u8, u8);
+    shared_rw!(read_u16, write_u16, u16);
+    shared_rw!(read_u32, write_u32, u32);
+    shared_rw!(read_u64, write_u64, u64);
+
+    /// Copies `src` to byte offset `off`.
+    pub fn write_bytes(&self, off: usize, src: &[u8]) -> Option<()> {
+        let p = self.at(off, 1).filter(|_| off + src.len() <= self.len)?;
+        // SAFETY: Bounds checked above; `src` cannot overlap memory we own exclusively.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        Some(())
+    }
+
+    /// Copies bytes at offset `off` into `dst`.
+    pub fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Option<()> {
+        let p = self.at(off, 1).filter(|_| off + dst.len() <= self.len)?;
+        // SAFETY: Bounds checked above.
+        unsafe { ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        Some(())
+    }
+
+    /// Zeroes `len` bytes at offset `off`.
+    pub fn zero(&self, off: usize, len: usize) -> Option<()> {
+        let p = self.at(off, 1).filter(|_| off + len <= self.len)?;
+        // SAFETY: Bounds checked above.
+        unsafe { ptr::write_bytes(p, 0, len) };
+        Some(())
+    }
+
+    /// The page at page index `pgoff`, for a fault handler.
+    pub fn fault_page(&self, pgoff: usize) -> Option<FaultPage> {
+        let p = self.at(pgoff.checked_mul(PAGE_SIZE)?, 1)?;
+        // SAFETY: `p` is inside this vmalloc area.
+        let page = unsafe { bindings::vmalloc_to_page(p.cast()) };
+        let page = NonNull::new(page)?;
+        // SAFETY: The page belongs to this live vmalloc area.
+        unsafe { bindings::get_page(page.as_ptr()) };
+        Some(FaultPage(page))
+    }
+}
+
+impl Drop for SharedArea {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `vzalloc`. Pages still mapped by a process hold their own
+        // reference, so they are freed only when unmapped.
+        unsafe { bindings::vfree(self.ptr.as_ptr().cast()) };
+    }
+}
+
+/// Callbacks of a UIO device. They are called in process context.
+pub trait Operations: Send + Sync + Sized + 'static {
+    /// `open()` of `/dev/uioN`.
+    fn open(&self) -> Result {
+        Ok(())
+    }
+
+    /// Last `close()` of `/dev/uioN` (not called once the registration is gone).
+    fn release(&self) {}
+
+    /// A write of a 32-bit value to `/dev/uioN`.
+    fn irqcontrol(&self, value: i32) -> Result;
+
+    /// The exact number of pages of map 0; `mmap()` of any other size fails.
+    fn map_pages(&self) -> usize;
+
+    /// Supplies page `pgoff` of map 0 to a process touching it for the first time; `None`
+    /// sends it `SIGBUS`.
+    fn fault(&self, pgoff: usize) -> Option<FaultPage>;
+}
+
+/// The parent device of UIO devices: a root device under `/sys/devices/<name>`.
+pub struct RootDevice(NonNull<bindings::device>);
+
+// SAFETY: The device core handles its own locking.
+unsafe impl Send for RootDevice {}
+// SAFETY: As above.
+unsafe impl Sync for RootDevice {}
+
+impl RootDevice {
+    /// Registers root device `name`, owned by `module`.
+    pub fn new(name: &'static CStr, module: &'static ThisModule) -> Result<Self> {
+        // SAFETY: `name` is a valid C string that outlives the device.
+        let dev = unsafe { bindings::__root_device_register(name.as_char_ptr(), module.as_ptr()) };
+        let dev = crate::error::from_err_ptr(dev)?;
+        Ok(Self(NonNull::new(dev).ok_or(ENOMEM)?))
+    }
+}
+
+impl Drop for RootDevice {
+    fn drop(&mut self) {
+        // SAFETY: Registered in `new`.
+        unsafe { bindings::root_device_unregister(self.0.as_ptr()) };
+    }
+}
+
+/// A registered UIO device (`/dev/uioN`). Dropping it unregisters the device; mappings that
+/// remain keep the driver data alive.
+#[pin_data(PinnedDrop)]
+pub struct Registration<T: Operations> {
+    #[pin]
+    info: Opaque<bindings::uio_info>,
+    name: CString,
+    data: Arc<T>,
+}
+
+// SAFETY: The UIO core serialises its use of `info`; `T` is `Send + Sync`.
+unsafe impl<T: Operations> Send for Registration<T> {}
+// SAFETY: As above.
+unsafe impl<T: Operations> Sync for Registration<T> {}
+
+const MAP_NAME: &CStr = crate::c_str!("tcm cmd ring");
+
+impl<T: Operations> Registration<T> {
+    /// Registers a UIO device called `name` (shown in `/sys/class/uio/uioN/name`) with driver
+    /// version `version`, one map of `data.map_pages()` pages, under `parent`.
+    pub fn new(
+        parent: &RootDevice,
+        module: &'static ThisModule,
+        name: CString,
+        version: &'static CStr,
+        data: Arc<T>,
+    ) -> impl PinInit<Self, Error> {
+        let parent = parent.0.as_ptr();
+        let name_ptr = name.as_char_ptr();
+        let raw = Arc::into_raw(data);
+        // SAFETY: Undoes `into_raw` right away; we only wanted the pointer.
+        let data = unsafe { Arc::from_raw(raw) };
+        let priv_ = raw.cast_mut().cast::<c_void>();
+        let size = data.map_pages() * PAGE_SIZE;
+        try_pin_init!(Self {
+            name,
+            data,
+            info <- Self::register(parent, module, name_ptr, version, priv_, size),
+        }? Error)
+    }
+
+    fn register(
+        parent: *mut bindings::device,
+        module: &'static ThisModule,
+        name: *const crate::ffi::c_char,
+        version: &'static CStr,
+        priv_: *mut c_void,
+        size: usize,
+    ) -> impl PinInit<Opaque<bindings::uio_info>, Error> {
+        // SAFETY: The closure fully initialises the `uio_info` in place before registering it
+        // and returns an error (leaving nothing registered) if registration fails.
+        unsafe {
+            crate::init::pin_init_from_closure(move |slot: *mut Opaque<bindings::uio_info>| {
+                let info = Opaque::raw_get(slot);
+                info.write_bytes(0, 1);
+                (*info).name = name;
+                (*info).version = version.as_char_ptr();
+                (*info).mem[0].name = MAP_NAME.as_char_ptr();
+                (*info).mem[0].size = size as _;
+                (*info).mem[0].memtype = bindings::UIO_MEM_NONE as _;
+                (*info).irq = bindings::UIO_IRQ_CUSTOM as _;
+                (*info).priv_ = priv_;
+                (*info).mmap = Some(mmap_cb::<T>);
+                (*info).open = Some(open_cb::<T>);
+                (*info).release = Some(release_cb::<T>);
+                (*info).irqcontrol = Some(irqcontrol_cb::<T>);
+                to_result(bindings::__uio_register_device(module.as_ptr(), parent, info))
+            })
+        }
+    }
+
+    /// The driver data.
+    pub fn data(&self) -> &Arc<T> {
+        &self.data
+    }
+
+    /// The UIO device name given at registration.
+    pub fn name(&self) -> &CStr {
+        &self.name
+    }
+
+    /// Wakes up processes waiting in `read()`/`poll()` on `/dev/uioN`.
+    pub fn notify(&self) {
+        // SAFETY: `info` is registered for the lifetime of `self`.
+        unsafe { bindings::uio_event_notify(self.info.get()) };
+    }
+}
+
+#[pinned_drop]
+impl<T: Operations> PinnedDrop for Registration<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: Registered in `new`. After this returns the UIO core makes no more calls
+        // through `info`.
+        unsafe { bindings::uio_unregister_device(self.info.get()) };
+    }
+}
+
+/// # Safety
+///
+/// `info` must be the `uio_info` of a live `Registration<T>`.
+unsafe fn data_of<'a, T: Operations>(info: *mut bindings::uio_info) -> &'a T {
+    // SAFETY: `priv_` points to the `T` inside the registration's `Arc`.
+    unsafe { &*(*info).priv_.cast::<T>() }
+}
+
+unsafe extern "C" fn open_cb<T: Operations>(info: *mut bindings::uio_info, _: *mut bindings::inode) -> c_int {
+    // SAFETY: The UIO core calls this only while the registration exists.
+    let data = unsafe { data_of::<T>(info) };
+    from_result(|| data.open().map(|()| 0))
+}
+
+unsafe extern "C" fn release_cb<T: Operations>(info: *mut bindings::uio_info, _: *mut bindings::inode) -> c_int {
+    // SAFETY: As in `open_cb`.
+    unsafe { data_of::<T>(info) }.release();
+    0
+}
+
+unsafe extern "C" fn irqcontrol_cb<T: Operations>(info: *mut bindings::uio_info, v: i32) -> c_int {
+    // SAFETY: As in `open_cb`.
+    let data = unsafe { data_of::<T>(info) };
+    from_result(|| data.irqcontrol(v).map(|()| 0))
+}
+
+struct VmOps<T>(core::marker::PhantomData<T>);
+
+impl<T: Operations> VmOps<T> {
+    const OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        open: Some(vma_open_cb::<T>),
+        close: Some(vma_close_cb::<T>),
+        fault: Some(fault_cb::<T>),
+        // SAFETY: All-zero is the "no callback" value of every other field.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+}
+
+unsafe extern "C" fn mmap_cb<T: Operations>(
+    info: *mut bindings::uio_info,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
+    // SAFETY: As in `open_cb`; the UIO core holds `info_lock`, so the registration (and the
+    // `Arc` whose count we raise below) is alive.
+    let data = unsafe { data_of::<T>(info) };
+    // SAFETY: `vma` is the new mapping being set up, not yet visible to anyone else.
+    unsafe {
+        if bindings::vma_pages(vma) as usize != data.map_pages() {
+            return EINVAL.to_errno();
+        }
+        bindings::vm_flags_set(vma, (bindings::VM_DONTEXPAND | bindings::VM_DONTDUMP) as _);
+        (*vma).vm_ops = &VmOps::<T>::OPS;
+        // The mapping holds a reference to the driver data, dropped in `vma_close_cb`.
+        arc_inc(ptr::from_ref(data));
+        (*vma).vm_private_data = ptr::from_ref(data).cast_mut().cast();
+    }
+    0
+}
+
+unsafe extern "C" fn vma_open_cb<T: Operations>(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: A copy or split of a mapping set up by `mmap_cb`: `vm_private_data` is an
+    // `Arc<T>` pointer; the new mapping takes its own reference.
+    unsafe { arc_inc((*vma).vm_private_data.cast::<T>()) };
+}
+
+/// Adds a reference to the `Arc<T>` whose data `p` points to.
+///
+/// # Safety
+///
+/// `p` must come from `Arc::into_raw` (or point to the data of a live `Arc<T>`).
+unsafe fn arc_inc<T>(p: *const T) {
+    // SAFETY: By the safety requirements; forgetting both handles leaves one more reference.
+    let a = unsafe { Arc::from_raw(p) };
+    core::mem::forget(a.clone());
+    core::mem::forget(a);
+}
+
+unsafe extern "C" fn vma_close_cb<T: Operations>(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: Drops the reference taken in `mmap_cb` or `vma_open_cb` for this mapping.
+    unsafe { drop(Arc::from_raw((*vma).vm_private_data.cast::<T>())) };
+}
+
+unsafe extern "C" fn fault_cb<T: Operations>(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: The memory manager passes a valid fault on a mapping set up by `mmap_cb`, which
+    // holds a reference to `T` for as long as the mapping exists.
+    let (data, pgoff) = unsafe {
+        let vma = (*vmf).__bindgen_anon_1.vma;
+        let pgoff = ((*vmf).__bindgen_anon_1.pgoff - (*vma).vm_pgoff) as usize;
+        (&*(*vma).vm_private_data.cast::<T>(), pgoff)
+    };
+    match data.fault(pgoff) {
+        Some(page) => {
+            // SAFETY: The memory manager takes over our page reference.
+            unsafe { (*vmf).page = page.into_raw() };
+            0
+        }
+        None => bindings::VM_FAULT_SIGBUS,
+    }
+}

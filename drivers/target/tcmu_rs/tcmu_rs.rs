@@ -7,6 +7,7 @@
 //! each other because the target core refuses a second backend of the same name.
 
 use kernel::{
+    c_str, fmt, new_mutex,
     prelude::*,
     str::CString,
     sync::Mutex,
@@ -21,6 +22,8 @@ module! {
     author: "TCMU in Rust developers",
     description: "TCM USER subsystem plugin (Rust)",
     license: "GPL",
+    // The target core loads "target_core_<backend>" for an HBA of an unregistered backend.
+    alias: ["target_core_user"],
 }
 
 /// Defaults of the C module for a device that has not been given other values.
@@ -51,7 +54,7 @@ struct DevConfig {
 impl Backend for User {
     const NAME: &'static CStr = c_str!("user");
     const INQUIRY_PROD: &'static CStr = c_str!("USER");
-    const INQUIRY_REV: &'static CStr = c_str!("v0.1");
+    const INQUIRY_REV: &'static CStr = c_str!("2.0");
 
     type HbaData = UserHba;
     type DevData = UserDev;
