@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure logic of the `tcmu_rs` kernel module, for host tests.
+//!
+//! The modules live in `drivers/target/tcmu_rs/` and are compiled verbatim
+//! both into the kernel module (`mod ring;` etc. next to `mod abi;`) and
+//! into this crate. They only use `core`, contain no `unsafe` code, take
+//! their storage from the caller and never panic, whatever the values read
+//! from the userspace handler.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[path = "../../../../drivers/target/tcmu_rs/abi.rs"]
+pub mod abi;
+
+#[path = "../../../../drivers/target/tcmu_rs/ring.rs"]
+pub mod ring;
+
+#[path = "../../../../drivers/target/tcmu_rs/entry.rs"]
+pub mod entry;
+
+#[path = "../../../../drivers/target/tcmu_rs/response.rs"]
+pub mod response;
+
+#[path = "../../../../drivers/target/tcmu_rs/blocks.rs"]
+pub mod blocks;
+
+#[path = "../../../../drivers/target/tcmu_rs/params.rs"]
+pub mod params;

@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tests of the pure logic of the `tcmu_rs` kernel module.
+
+mod blocks;
+mod entry;
+mod nopanic;
+mod params;
+mod response;
+mod ring;
+mod sim;
