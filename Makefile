@@ -36,7 +36,9 @@ vm: kernel
 	@bash devtools/vm.sh -- "$(CMD)"
 
 run: kernel
-	@bash devtools/vm.sh -- 'sh /tcmu/run.sh'
+	@cd tools/tcmu && cargo build --release -q -p tcmu-handler
+	@bash devtools/vm.sh --file tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler \
+		-- 'bash /tcmu/run.sh'
 
 check: deps
 	@bash devtools/check.sh all

@@ -25,6 +25,11 @@ host_tests() {
 	stage_time "host tests" $((SECONDS - t0))
 }
 
+build_tools() {
+	log "tools: cargo build --release (tcmu-rs-handler)"
+	(cd "$TOP/tools/tcmu" && cargo build --release -q -p tcmu-handler)
+}
+
 build_selftests() {
 	local out=$BUILD/kselftest/tcmu
 	mkdir -p "$out"
@@ -39,11 +44,14 @@ guest_tests() {
 	stage_time "kernel build" $((SECONDS - t0))
 	t0=$SECONDS
 	build_selftests
-	log "guest: booting for KUnit, module and kselftests"
+	build_tools
+	log "guest: booting for KUnit, module, kselftests and handler tests"
 	mkdir -p "$RES/out"
 	local rc=0
 	bash "$TOP/devtools/vm.sh" --out "$RES/out" \
 		--file "$BUILD/kselftest/tcmu/tcmu_basic:/tcmu/selftests/tcmu_basic" \
+		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
+		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
 		-- 'sh /tcmu/check.sh' || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	# A guest that crashed, hung or logged a kernel warning fails the run.

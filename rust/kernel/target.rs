@@ -33,6 +33,18 @@ pub const TCM_NO_SENSE: SenseReason = 0;
 pub const TCM_UNSUPPORTED_SCSI_OPCODE: SenseReason =
     bindings::tcm_sense_reason_table_TCM_UNSUPPORTED_SCSI_OPCODE as SenseReason;
 
+/// `ILLEGAL REQUEST / INVALID FIELD IN CDB`.
+pub const TCM_INVALID_CDB_FIELD: SenseReason =
+    bindings::tcm_sense_reason_table_TCM_INVALID_CDB_FIELD as SenseReason;
+/// `HARDWARE ERROR / LOGICAL UNIT COMMUNICATION FAILURE`.
+pub const TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE: SenseReason =
+    bindings::tcm_sense_reason_table_TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE as SenseReason;
+/// Out of resources (`TASK SET FULL` / `BUSY`-like failure).
+pub const TCM_OUT_OF_RESOURCES: SenseReason =
+    bindings::tcm_sense_reason_table_TCM_OUT_OF_RESOURCES as SenseReason;
+/// `NOT READY`: the logical unit is busy.
+pub const TCM_LUN_BUSY: SenseReason = bindings::tcm_sense_reason_table_TCM_LUN_BUSY as SenseReason;
+
 /// Peripheral device type of a direct-access block device (`TYPE_DISK`).
 pub const TYPE_DISK: u32 = bindings::TYPE_DISK;
 
@@ -52,6 +64,8 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// `TRANSPORT_FLAG_*` bits that configfs may change.
     const TRANSPORT_FLAGS_CHANGEABLE: u8 = 0;
 
+    /// Data of the whole backend, given to [`Registration::new`].
+    type Data: Send + Sync;
     /// Data of one HBA.
     type HbaData: Send + Sync;
     /// Data of one device.
@@ -89,7 +103,12 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// Runs a command that the target core's passthrough parser (`passthrough_parse_cdb`) did
     /// not emulate itself. The backend owns `cmd` until it completes it; a command it cannot
     /// take is handed back with [`PendingCmd::reject`] and failed by the target core.
-    fn execute(cmd: PendingCmd<Self>) -> Result<(), Rejected<Self>> {
+    ///
+    /// `dev` is the command's device. Once `cmd` is completed, only the backend's own
+    /// synchronisation with [`Backend::destroy_device`] keeps the device from going away
+    /// before `execute` returns: a backend that completes commands from other threads must make
+    /// `destroy_device` wait for running `execute` calls (e.g. under a common lock).
+    fn execute(_dev: &Device<Self>, cmd: PendingCmd<Self>) -> Result<(), Rejected<Self>> {
         Err(cmd.reject(TCM_UNSUPPORTED_SCSI_OPCODE))
     }
 }
@@ -173,6 +192,14 @@ impl<T: Backend> Device<T> {
         // SAFETY: `se_hba` is set by `target_alloc_device` right after `alloc_device` returns and
         // the HBA outlives its devices. Callbacks only run after that point.
         unsafe { Hba::from_raw((*self.raw()).se_hba) }
+    }
+
+    /// The backend's module-wide data (given to [`Registration::new`]).
+    pub fn backend_data(&self) -> &T::Data {
+        // SAFETY: `transport` is set by `target_alloc_device` to our ops table, which is the
+        // first field (`repr(C)`) of our `RegInner<T>`. The target core holds a reference on the
+        // backend module while the device exists, so the registration outlives `self`.
+        unsafe { &(*(*self.raw()).transport.cast::<RegInner<T>>()).data }
     }
 
     /// The device's index in the target core (`dev_index`).
@@ -330,6 +357,23 @@ impl SgList<'_> {
         self.nents == 0
     }
 
+    /// The total length of the list's entries in bytes.
+    pub fn len(&self) -> usize {
+        let mut total = 0usize;
+        let mut sg = self.sgl;
+        for _ in 0..self.nents {
+            if sg.is_null() {
+                break;
+            }
+            // SAFETY: `sg` is one of the list's `nents` valid entries (see `new`).
+            unsafe {
+                total = total.saturating_add((*sg).length as usize);
+                sg = bindings::sg_next(sg);
+            }
+        }
+        total
+    }
+
     /// Copies `len` bytes starting `skip` bytes into the list to `page` at offset `off`.
     /// Returns the number of bytes copied (less than `len` if the list is shorter).
     pub fn copy_to_page(&self, skip: usize, page: &Page, off: usize, len: usize) -> Result<usize> {
@@ -382,6 +426,8 @@ pub struct Rejected<T: Backend>(PendingCmd<T>, SenseReason);
 pub const SAM_STAT_GOOD: u8 = bindings::sam_status_SAM_STAT_GOOD as u8;
 /// SCSI status `CHECK CONDITION`.
 pub const SAM_STAT_CHECK_CONDITION: u8 = bindings::sam_status_SAM_STAT_CHECK_CONDITION as u8;
+/// SCSI status `BUSY`.
+pub const SAM_STAT_BUSY: u8 = bindings::sam_status_SAM_STAT_BUSY as u8;
 /// Size of the sense data a backend may return.
 pub const SENSE_BUFFER_SIZE: usize = bindings::TRANSPORT_SENSE_BUFFER as usize;
 
@@ -442,9 +488,18 @@ impl<T: Backend> Drop for PendingCmd<T> {
     }
 }
 
+/// The ops table and the backend data, at a fixed address while registered.
+#[repr(C)]
+#[pin_data]
+struct RegInner<T: Backend> {
+    #[pin]
+    ops: Opaque<bindings::target_backend_ops>,
+    data: T::Data,
+}
+
 /// A registered backend. Dropping it unregisters the backend (waiting for pending frees).
 pub struct Registration<T: Backend> {
-    ops: Pin<KBox<Opaque<bindings::target_backend_ops>>>,
+    inner: Pin<KBox<RegInner<T>>>,
     // The ops table points into these arrays; their heap buffers do not move with `Self`.
     _dev_attrs: Option<AttrList>,
     _action_attrs: Option<AttrList>,
@@ -474,18 +529,22 @@ impl<T: Backend> Registration<T> {
     /// Fails with `EEXIST` if a backend of the same name is registered already.
     pub fn new(
         module: &'static ThisModule,
+        data: T::Data,
         dev_attrs: Option<AttrList>,
         action_attrs: Option<AttrList>,
     ) -> Result<Self> {
-        let ops = KBox::pin_init(
-            Opaque::ffi_init(|p: *mut bindings::target_backend_ops| {
-                // SAFETY: `p` is valid for writes of the ops table; all-zero is a valid value.
-                unsafe { p.write_bytes(0, 1) };
+        let inner = KBox::pin_init(
+            pin_init!(RegInner::<T> {
+                ops <- Opaque::ffi_init(|p: *mut bindings::target_backend_ops| {
+                    // SAFETY: `p` is valid for writes of the ops table; all-zero is valid.
+                    unsafe { p.write_bytes(0, 1) };
+                }),
+                data,
             }),
             GFP_KERNEL,
         )?;
         // SAFETY: `ops` was just zeroed and is not shared yet.
-        let o = unsafe { &mut *ops.get() };
+        let o = unsafe { &mut *inner.ops.get() };
         copy_name(&mut o.name, T::NAME)?;
         copy_name(&mut o.inquiry_prod, T::INQUIRY_PROD)?;
         copy_name(&mut o.inquiry_rev, T::INQUIRY_REV)?;
@@ -506,10 +565,11 @@ impl<T: Backend> Registration<T> {
         o.tb_dev_attrib_attrs = dev_attrs.as_ref().map_or(ptr::null_mut(), AttrList::as_ptr);
         o.tb_dev_action_attrs = action_attrs.as_ref().map_or(ptr::null_mut(), AttrList::as_ptr);
         // SAFETY: `ops` is a fully initialised ops table that stays at a fixed address (pinned
-        // box) until `Drop` unregisters it.
-        to_result(unsafe { bindings::transport_backend_register(ops.get()) })?;
+        // box) until `Drop` unregisters it; `Hba::backend_data` relies on it being `RegInner`'s
+        // first field.
+        to_result(unsafe { bindings::transport_backend_register(inner.ops.get()) })?;
         Ok(Self {
-            ops,
+            inner,
             _dev_attrs: dev_attrs,
             _action_attrs: action_attrs,
             _p: PhantomData,
@@ -521,7 +581,7 @@ impl<T: Backend> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: The ops table was registered in `new`. Unregistering waits (`rcu_barrier`) for
         // the RCU callbacks of freed devices, which run code of this module.
-        unsafe { bindings::target_backend_unregister(self.ops.get()) };
+        unsafe { bindings::target_backend_unregister(self.inner.ops.get()) };
     }
 }
 
@@ -681,7 +741,10 @@ unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> Sense
         cmd,
         _p: PhantomData,
     };
-    match T::execute(pending) {
+    // SAFETY: The command's device is a `Device<T>`; it is valid during this call (see the
+    // contract of `Backend::execute`).
+    let dev = unsafe { Device::<T>::from_raw((*cmd.as_ptr()).se_dev) };
+    match T::execute(dev, pending) {
         Ok(()) => TCM_NO_SENSE,
         Err(Rejected(p, reason)) => {
             // The target core completes a command whose execution failed: do not.

@@ -185,8 +185,8 @@ pub trait Operations: Send + Sync + Sized + 'static {
     /// Last `close()` of `/dev/uioN` (not called once the registration is gone).
     fn release(&self) {}
 
-    /// A write of a 32-bit value to `/dev/uioN`.
-    fn irqcontrol(&self, value: i32) -> Result;
+    /// A write of a 32-bit value to `/dev/uioN`. `notifier` wakes up readers of the device.
+    fn irqcontrol(&self, notifier: &Notifier, value: i32) -> Result;
 
     /// The exact number of pages of map 0; `mmap()` of any other size fails.
     fn map_pages(&self) -> usize;
@@ -194,6 +194,17 @@ pub trait Operations: Send + Sync + Sized + 'static {
     /// Supplies page `pgoff` of map 0 to a process touching it for the first time; `None`
     /// sends it `SIGBUS`.
     fn fault(&self, pgoff: usize) -> Option<FaultPage>;
+}
+
+/// Wakes up processes waiting on a UIO device; only lent to callbacks, during the call.
+pub struct Notifier(*mut bindings::uio_info);
+
+impl Notifier {
+    /// Wakes up processes waiting in `read()`/`poll()` on `/dev/uioN`.
+    pub fn notify(&self) {
+        // SAFETY: A `Notifier` only exists during a callback of a registered device.
+        unsafe { bindings::uio_event_notify(self.0) };
+    }
 }
 
 /// The parent device of UIO devices: a root device under `/sys/devices/<name>`.
@@ -236,16 +247,15 @@ unsafe impl<T: Operations> Send for Registration<T> {}
 // SAFETY: As above.
 unsafe impl<T: Operations> Sync for Registration<T> {}
 
-const MAP_NAME: &CStr = crate::c_str!("tcm cmd ring");
-
 impl<T: Operations> Registration<T> {
     /// Registers a UIO device called `name` (shown in `/sys/class/uio/uioN/name`) with driver
-    /// version `version`, one map of `data.map_pages()` pages, under `parent`.
+    /// version `version`, one map called `map_name` of `data.map_pages()` pages, under `parent`.
     pub fn new(
         parent: &RootDevice,
         module: &'static ThisModule,
         name: CString,
         version: &'static CStr,
+        map_name: &'static CStr,
         data: Arc<T>,
     ) -> impl PinInit<Self, Error> {
         let parent = parent.0.as_ptr();
@@ -258,7 +268,7 @@ impl<T: Operations> Registration<T> {
         try_pin_init!(Self {
             name,
             data,
-            info <- Self::register(parent, module, name_ptr, version, priv_, size),
+            info <- Self::register(parent, module, name_ptr, version, map_name, priv_, size),
         }? Error)
     }
 
@@ -267,6 +277,7 @@ impl<T: Operations> Registration<T> {
         module: &'static ThisModule,
         name: *const crate::ffi::c_char,
         version: &'static CStr,
+        map_name: &'static CStr,
         priv_: *mut c_void,
         size: usize,
     ) -> impl PinInit<Opaque<bindings::uio_info>, Error> {
@@ -278,7 +289,7 @@ impl<T: Operations> Registration<T> {
                 info.write_bytes(0, 1);
                 (*info).name = name;
                 (*info).version = version.as_char_ptr();
-                (*info).mem[0].name = MAP_NAME.as_char_ptr();
+                (*info).mem[0].name = map_name.as_char_ptr();
                 (*info).mem[0].size = size as _;
                 (*info).mem[0].memtype = bindings::UIO_MEM_NONE as _;
                 (*info).irq = bindings::UIO_IRQ_CUSTOM as _;
@@ -341,7 +352,8 @@ unsafe extern "C" fn release_cb<T: Operations>(info: *mut bindings::uio_info, _:
 unsafe extern "C" fn irqcontrol_cb<T: Operations>(info: *mut bindings::uio_info, v: i32) -> c_int {
     // SAFETY: As in `open_cb`.
     let data = unsafe { data_of::<T>(info) };
-    from_result(|| data.irqcontrol(v).map(|()| 0))
+    let notifier = Notifier(info);
+    from_result(|| data.irqcontrol(&notifier, v).map(|()| 0))
 }
 
 struct VmOps<T>(core::marker::PhantomData<T>);

@@ -121,11 +121,15 @@ TEST(other_module_refused)
 
 	if (!other)
 		SKIP(return, "TCMU_OTHER_MODULE not set");
+	/*
+	 * The other module's init fails with EEXIST (backend "user" already registered),
+	 * which modprobe reports as "already loaded", i.e. success: check it is absent.
+	 */
 	snprintf(cmd, sizeof(cmd), "modprobe %s 2>/dev/null", other);
 	status = system(cmd);
-	EXPECT_NE(0, status) TH_LOG("%s loaded next to the module under test", other);
+	(void)status;
 	snprintf(path, sizeof(path), "/sys/module/%s", other);
-	EXPECT_NE(0, access(path, F_OK));
+	EXPECT_NE(0, access(path, F_OK)) TH_LOG("%s loaded next to the module under test", other);
 	if (access(path, F_OK) == 0) {
 		snprintf(cmd, sizeof(cmd), "rmmod %s", other);
 		(void)system(cmd);
