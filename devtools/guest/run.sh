@@ -22,13 +22,17 @@ step cat /sys/class/uio/uio0/name
 /tcmu/tcmu-rs-handler --wait >/tmp/handler.log 2>&1 &
 HPID=$!
 step mkdir -p "$TPG/lun/lun_0"
-step ln -s "$DEV" "$TPG/lun/lun_0/demo"
 step sh -c "echo -n naa.5001405000000002 > $TPG/nexus"
+step ln -s "$DEV" "$TPG/lun/lun_0/demo"
+sd=
 for i in $(seq 100); do
-	sd=$(for d in /sys/block/sd*; do [ -e "$d" ] && basename "$d"; done | head -1)
-	[ -n "$sd" ] && [ "$(cat /sys/block/$sd/size)" != 0 ] && break
+	for d in /sys/block/sd*; do
+		if [ -e "$d/size" ] && [ "$(cat "$d/size")" != 0 ]; then sd=${d##*/}; fi
+	done
+	[ -n "$sd" ] && break
 	sleep 0.1
 done
+[ -n "$sd" ] || { echo "no disk appeared"; exit 1; }
 echo "disk: /dev/$sd, $(($(cat /sys/block/$sd/size) * 512)) bytes"
 step sg_inq "/dev/$sd"
 step mkfs.ext4 -q -F "/dev/$sd"
