@@ -14,7 +14,7 @@ stage_time() { STAGES+=("$1: $2 s"); }
 host_tests() {
 	local t0=$SECONDS out=$RES/cargo.log
 	log "host: cargo test (tools/tcmu)"
-	if (cd "$TOP/tools/tcmu" && cargo test --workspace 2>&1) | tee "$out"; then :; fi
+	if (cd "$TOP/tools/tcmu" && cargo test --workspace --no-fail-fast 2>&1) | tee "$out"; then :; fi
 	# Sum "test result: ok. N passed; M failed" over all test binaries.
 	local p f
 	p=$(awk '/^test result:/ { s += $4 } END { print s + 0 }' "$out")
