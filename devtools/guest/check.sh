@@ -78,4 +78,17 @@ for m in tcmu_rs target_core_user; do
 	rmmod tcm_loop "$m" 2>/dev/null
 done
 
+# Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
+for m in tcmu_rs target_core_user; do
+	if TCMU_MODULE=$m bash /tcmu/runner-e2e.sh >/tmp/runner-$m.log 2>&1; then
+		say "ok: tcmu-runner end to end on $m"
+		echo "e2e-tcmu-runner-$m 1 0" >>"$RESULTS"
+	else
+		say "FAILED: tcmu-runner end to end on $m"
+		tail -40 /tmp/runner-$m.log
+		echo "e2e-tcmu-runner-$m 0 1" >>"$RESULTS"
+	fi
+	rmmod tcm_loop "$m" 2>/dev/null
+done
+
 cat "$RESULTS"

@@ -313,6 +313,13 @@ impl<T: Operations> Registration<T> {
         &self.name
     }
 
+    /// The minor number N of `/dev/uioN`.
+    pub fn minor(&self) -> u32 {
+        // SAFETY: `uio_dev` is set by the UIO core during registration and stays valid until
+        // `uio_unregister_device`, i.e. for the lifetime of `self`.
+        unsafe { (*(*self.info.get()).uio_dev).minor as u32 }
+    }
+
     /// Wakes up processes waiting in `read()`/`poll()` on `/dev/uioN`.
     pub fn notify(&self) {
         // SAFETY: `info` is registered for the lifetime of `self`.

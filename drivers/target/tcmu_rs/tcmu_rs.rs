@@ -29,6 +29,7 @@ use kernel::{
 mod abi;
 mod blocks;
 mod entry;
+mod netlink;
 mod params;
 mod response;
 mod ring;
@@ -65,9 +66,10 @@ const LIMITS: Limits = Limits {
 
 struct User;
 
-/// Module-wide data: the parent of all UIO devices.
+/// Module-wide data: the parent of all UIO devices and the netlink family.
 struct Global {
     root: RootDevice,
+    nl: kernel::genetlink::Registration<netlink::Nl>,
 }
 
 /// One `user_<n>` HBA.
@@ -681,6 +683,22 @@ impl Backend for User {
             max_sectors: if hw.max_sectors == 0 { DEF_HW_MAX_SECTORS } else { hw.max_sectors },
             queue_depth: DEF_HW_QUEUE_DEPTH,
         });
+        // A device that did not opt out follows the handler's SET_FEATURES.
+        let global = dev.backend_data();
+        let nl_reply = if p.nl_reply_supported >= 0 {
+            let v = i32::from(global.nl.data().reply_supported());
+            dev.cfg.lock().nl_reply_supported = v;
+            v
+        } else {
+            p.nl_reply_supported
+        };
+        let ev = netlink::DevEvent {
+            uio_name: reg.name(),
+            minor: reg.minor(),
+            dev_index: dev.index(),
+            nl_reply_supported: nl_reply,
+        };
+        netlink::Nl::send_event(&global.nl, abi::TCMU_CMD_ADDED_DEVICE, &ev)?;
         *uio = Some(reg);
         Ok(())
     }
@@ -688,6 +706,14 @@ impl Backend for User {
     fn destroy_device(dev: &Device<Self>) {
         let reg = dev.uio.lock().take();
         if let Some(reg) = reg {
+            let ev = netlink::DevEvent {
+                uio_name: reg.name(),
+                minor: reg.minor(),
+                dev_index: dev.index(),
+                nl_reply_supported: dev.cfg.lock().nl_reply_supported,
+            };
+            // As in C, the handler's answer does not stop the removal.
+            let _ = netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_REMOVED_DEVICE, &ev);
             let ring = reg.data().clone();
             // Unregister first: no more completions or opens race with the teardown.
             drop(reg);
@@ -746,8 +772,12 @@ struct TcmuRs {
 impl kernel::Module for TcmuRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let attrs = AttrList::passthrough(GFP_KERNEL)?;
+        // The netlink family first: its name clashes with the C module's, so loading next to
+        // it fails here, cleanly, before anything else is set up.
+        let nl = kernel::genetlink::Registration::new(module, netlink::Nl::new()?)?;
         let root = RootDevice::new(c_str!("tcmu_rs"), module)?;
-        let backend = target::Registration::<User>::new(module, Global { root }, Some(attrs), None)?;
+        let backend =
+            target::Registration::<User>::new(module, Global { root, nl }, Some(attrs), None)?;
         pr_info!("TCMU in Rust loaded (ABI {})\n", abi::TCMU_VERSION);
         Ok(TcmuRs { _backend: backend })
     }

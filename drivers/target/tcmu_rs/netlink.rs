@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `TCM-USER` generic netlink family: device events for handlers and their replies.
+//!
+//! Events (`ADDED_DEVICE`, `REMOVED_DEVICE`) go to the multicast group `config`. A handler that
+//! announced `SUPP_KERN_CMD_REPLY` with `SET_FEATURES` answers each event with the matching
+//! `*_DONE` command carrying `CMD_STATUS` and `DEVICE_ID`; the configfs write that caused the
+//! event waits for that reply and returns its status, as in the C module. Unlike the C module
+//! (which waits forever unless `reset_netlink` is written), the wait ends after
+//! [`REPLY_TIMEOUT_MS`] with `ETIMEDOUT`, or at once on a signal.
+
+use crate::abi;
+use kernel::{
+    c_str,
+    genetlink::{self, AttrType, Info, Op},
+    new_condvar, new_mutex, pr_warn_ratelimited,
+    prelude::*,
+    str::CStr,
+    sync::{Arc, CondVar, CondVarTimeoutResult, Mutex},
+    time::msecs_to_jiffies,
+};
+
+/// How long a configfs write waits for a handler's reply.
+pub(crate) const REPLY_TIMEOUT_MS: u32 = 30_000;
+
+/// An errno that `kernel::error::code` lacks.
+fn errno(e: u32) -> Error {
+    Error::from_errno(-(e as i32))
+}
+
+/// One device waiting for a reply.
+struct Waiter {
+    dev_index: u32,
+    cmd: u8,
+    status: Option<i32>,
+}
+
+struct State {
+    /// Whether the handler asked for replies (`tcmu_kern_cmd_reply_supported`).
+    reply_supported: bool,
+    /// Devices waiting for a reply; empty slots are reused.
+    waiting: KVec<Option<Waiter>>,
+}
+
+impl State {
+    fn find(&mut self, dev_index: u32) -> Option<&mut Waiter> {
+        self.waiting.iter_mut().flatten().find(|w| w.dev_index == dev_index)
+    }
+
+    fn add(&mut self, w: Waiter) -> Result {
+        if let Some(slot) = self.waiting.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(w);
+            return Ok(());
+        }
+        Ok(self.waiting.push(Some(w), GFP_KERNEL)?)
+    }
+
+    fn remove(&mut self, dev_index: u32) {
+        for slot in self.waiting.iter_mut() {
+            if slot.as_ref().is_some_and(|w| w.dev_index == dev_index) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+#[pin_data]
+pub(crate) struct Shared {
+    #[pin]
+    st: Mutex<State>,
+    #[pin]
+    cv: CondVar,
+}
+
+/// The family's data.
+pub(crate) struct Nl {
+    shared: Arc<Shared>,
+}
+
+impl Nl {
+    pub(crate) fn new() -> Result<Self> {
+        let shared = Arc::pin_init(
+            pin_init!(Shared {
+                st <- new_mutex!(State { reply_supported: false, waiting: KVec::new() }),
+                cv <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )?;
+        Ok(Self { shared })
+    }
+}
+
+const POLICY: [Option<AttrType>; abi::TCMU_ATTR_MAX as usize + 1] = {
+    let mut p = [None; abi::TCMU_ATTR_MAX as usize + 1];
+    p[abi::TCMU_ATTR_DEVICE as usize] = Some(AttrType::String);
+    p[abi::TCMU_ATTR_MINOR as usize] = Some(AttrType::U32);
+    p[abi::TCMU_ATTR_CMD_STATUS as usize] = Some(AttrType::S32);
+    p[abi::TCMU_ATTR_DEVICE_ID as usize] = Some(AttrType::U32);
+    p[abi::TCMU_ATTR_SUPP_KERN_CMD_REPLY as usize] = Some(AttrType::U8);
+    p
+};
+
+impl genetlink::Family for Nl {
+    const NAME: &'static CStr = c_str!("TCM-USER");
+    const VERSION: u32 = 2;
+    const POLICY: &'static [Option<AttrType>] = &POLICY;
+    const OPS: &'static [Op] = &[
+        Op { cmd: abi::TCMU_CMD_ADDED_DEVICE_DONE, admin: true },
+        Op { cmd: abi::TCMU_CMD_REMOVED_DEVICE_DONE, admin: true },
+        Op { cmd: abi::TCMU_CMD_RECONFIG_DEVICE_DONE, admin: true },
+        Op { cmd: abi::TCMU_CMD_SET_FEATURES, admin: true },
+    ];
+    const MCGRPS: &'static [&'static CStr] = &[c_str!("config")];
+
+    fn doit(&self, cmd: u8, info: &Info<'_>) -> Result {
+        let mut st = self.shared.st.lock();
+        if cmd == abi::TCMU_CMD_SET_FEATURES {
+            if let Some(v) = info.u8(abi::TCMU_ATTR_SUPP_KERN_CMD_REPLY) {
+                st.reply_supported = v != 0;
+            }
+            return Ok(());
+        }
+        let event = match cmd {
+            abi::TCMU_CMD_ADDED_DEVICE_DONE => abi::TCMU_CMD_ADDED_DEVICE,
+            abi::TCMU_CMD_REMOVED_DEVICE_DONE => abi::TCMU_CMD_REMOVED_DEVICE,
+            abi::TCMU_CMD_RECONFIG_DEVICE_DONE => abi::TCMU_CMD_RECONFIG_DEVICE,
+            _ => return Err(errno(kernel::bindings::EOPNOTSUPP)),
+        };
+        let (Some(status), Some(dev_index)) = (
+            info.s32(abi::TCMU_ATTR_CMD_STATUS),
+            info.u32(abi::TCMU_ATTR_DEVICE_ID),
+        ) else {
+            pr_warn_ratelimited!("tcmu_rs: netlink reply without status or device id\n");
+            return Err(EINVAL);
+        };
+        let Some(w) = st.find(dev_index) else {
+            pr_warn_ratelimited!("tcmu_rs: netlink reply for device {} that waits for none\n", dev_index);
+            return Err(ENODEV);
+        };
+        if w.cmd != event || w.status.is_some() {
+            pr_warn_ratelimited!(
+                "tcmu_rs: netlink reply {} does not match the pending event {} of device {}\n",
+                cmd,
+                w.cmd,
+                dev_index
+            );
+            return Err(EINVAL);
+        }
+        w.status = Some(status);
+        drop(st);
+        self.shared.cv.notify_all();
+        Ok(())
+    }
+}
+
+/// What an event says about a device.
+pub(crate) struct DevEvent<'a> {
+    pub(crate) uio_name: &'a CStr,
+    pub(crate) minor: u32,
+    pub(crate) dev_index: u32,
+    /// The device's `nl_reply_supported` (negative: never wait).
+    pub(crate) nl_reply_supported: i32,
+}
+
+impl Nl {
+    /// The value a device's `nl_reply_supported` takes at `enable` when it is not negative.
+    pub(crate) fn reply_supported(&self) -> bool {
+        self.shared.st.lock().reply_supported
+    }
+
+    /// Sends event `cmd` for a device and, if the handler replies to events, waits for its
+    /// reply. Returns the handler's status (0 or a negative errno) or a send error.
+    pub(crate) fn send_event(
+        reg: &genetlink::Registration<Nl>,
+        cmd: u8,
+        ev: &DevEvent<'_>,
+    ) -> Result {
+        let nl = reg.data();
+        let wait = ev.nl_reply_supported > 0 && nl.reply_supported();
+        if wait {
+            let mut st = nl.shared.st.lock();
+            if st.find(ev.dev_index).is_some() {
+                return Err(EBUSY);
+            }
+            st.add(Waiter { dev_index: ev.dev_index, cmd, status: None })?;
+        }
+        let sent = (|| {
+            let mut msg = reg.message(cmd, GFP_KERNEL)?;
+            msg.put_string(abi::TCMU_ATTR_DEVICE, ev.uio_name)?;
+            msg.put_u32(abi::TCMU_ATTR_MINOR, ev.minor)?;
+            msg.put_u32(abi::TCMU_ATTR_DEVICE_ID, ev.dev_index)?;
+            msg.multicast(0)
+        })();
+        // Nobody listening is fine for an addition: the handler may not be up yet.
+        let sent = match sent {
+            Err(e) if e == ESRCH && cmd == abi::TCMU_CMD_ADDED_DEVICE => Ok(()),
+            r => r,
+        };
+        if !wait {
+            return sent;
+        }
+        let mut st = nl.shared.st.lock();
+        let mut res = sent;
+        if res.is_ok() {
+            let mut left = msecs_to_jiffies(REPLY_TIMEOUT_MS);
+            res = loop {
+                if let Some(status) = st.find(ev.dev_index).and_then(|w| w.status) {
+                    break if status == 0 { Ok(()) } else { Err(Error::from_errno(status)) };
+                }
+                match nl.shared.cv.wait_interruptible_timeout(&mut st, left) {
+                    CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
+                    CondVarTimeoutResult::Timeout => {
+                        pr_warn_ratelimited!(
+                            "tcmu_rs: no netlink reply from the handler for device {}\n",
+                            ev.dev_index
+                        );
+                        break Err(errno(kernel::bindings::ETIMEDOUT));
+                    }
+                    CondVarTimeoutResult::Signal { .. } => break Err(EINTR),
+                }
+            };
+        }
+        st.remove(ev.dev_index);
+        res
+    }
+}
