@@ -35,6 +35,8 @@ build_selftests() {
 	mkdir -p "$out"
 	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
 		-o "$out/tcmu_basic" "$SRC/tools/testing/selftests/tcmu/tcmu_basic.c"
+	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
+		-o "$out/tcmu_ring" "$SRC/tools/testing/selftests/tcmu/tcmu_ring.c" -lpthread
 }
 
 guest_tests() {
@@ -50,6 +52,7 @@ guest_tests() {
 	local rc=0
 	bash "$TOP/devtools/vm.sh" --out "$RES/out" \
 		--file "$BUILD/kselftest/tcmu/tcmu_basic:/tcmu/selftests/tcmu_basic" \
+		--file "$BUILD/kselftest/tcmu/tcmu_ring:/tcmu/selftests/tcmu_ring" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
 		-- 'sh /tcmu/check.sh' || rc=$?

@@ -180,6 +180,7 @@ run_archive() {
 	local out=$1 rel dir spec host guest
 	shift
 	rel=$(kernelrelease) || die "no kernel build in $BUILD"
+	build_lock sh
 	[ -f "$BUILD/staging/lib/modules/$rel/modules.dep" ] || die "no installed modules in $BUILD/staging"
 	dir=$(mktemp -d)
 	mkdir -p "$dir/usr/lib/modules" "$dir/tcmu"

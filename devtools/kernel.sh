@@ -107,6 +107,7 @@ progress() {
 }
 
 build() {
+	build_lock ex
 	prepare
 	config
 	log "building $FLAVOUR kernel (jobs=$JOBS) in $BUILD"
@@ -122,6 +123,7 @@ install_modules() {
 }
 
 modules() {
+	build_lock ex
 	prepare
 	[ -f "$BUILD/.config" ] || die "no configured kernel: run 'kernel.sh build' first"
 	local t0=$SECONDS

@@ -41,3 +41,11 @@ kmake() {
 }
 
 kernelrelease() { cat "$BUILD/include/config/kernel.release"; }
+
+# Serialises builds of one flavour and keeps readers of its output (the initramfs step)
+# from seeing a half-installed tree: exclusive for builders, shared for readers.
+build_lock() { # ex|sh
+	mkdir -p "$CACHE/build"
+	exec 9>"$CACHE/build/.lock-$FLAVOUR"
+	flock "-${1:0:1}" 9
+}

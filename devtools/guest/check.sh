@@ -48,17 +48,21 @@ check "tcmu_rs refused while the C module is loaded" sh -c 'modprobe tcmu_rs 2>/
 check "rmmod target_core_user" rmmod target_core_user
 echo "module $p $f" >>"$RESULTS"
 
-# Layer 3: kselftests, once against each module.
+# Layer 3: kselftests, once against each module; the binaries' Totals are summed.
 kselftest() { # module other
 	modprobe "$1" || { echo "kselftest-$1 0 1" >>"$RESULTS"; return; }
-	out=/tmp/kselftest-$1.log
-	TCMU_OTHER_MODULE=$2 "$SELFTESTS/tcmu_basic" 2>&1 | tee "$out"
-	totals=$(grep '^# Totals:' "$out" | tail -1)
-	kp=$(echo "$totals" | sed -n 's/.* pass:\([0-9]*\) .*/\1/p')
-	kf=$(echo "$totals" | sed -n 's/.* fail:\([0-9]*\) .*/\1/p')
-	ke=$(echo "$totals" | sed -n 's/.* error:\([0-9]*\).*/\1/p')
-	[ -n "$kp" ] || { kp=0; kf=1; say "no kselftest totals for $1"; }
-	echo "kselftest-$1 $kp $((${kf:-0} + ${ke:-0}))" >>"$RESULTS"
+	sp=0 sf=0
+	for t in tcmu_basic tcmu_ring; do
+		out=/tmp/kselftest-$1-$t.log
+		TCMU_MODULE=$1 TCMU_OTHER_MODULE=$2 "$SELFTESTS/$t" 2>&1 | tee "$out"
+		totals=$(grep '^# Totals:' "$out" | tail -1)
+		kp=$(echo "$totals" | sed -n 's/.* pass:\([0-9]*\) .*/\1/p')
+		kf=$(echo "$totals" | sed -n 's/.* fail:\([0-9]*\) .*/\1/p')
+		ke=$(echo "$totals" | sed -n 's/.* error:\([0-9]*\).*/\1/p')
+		[ -n "$kp" ] || { kp=0; kf=1; say "no kselftest totals for $t on $1"; }
+		sp=$((sp + kp)) sf=$((sf + ${kf:-0} + ${ke:-0}))
+	done
+	echo "kselftest-$1 $sp $sf" >>"$RESULTS"
 	rmmod "$1" || echo "kselftest-$1-rmmod 0 1" >>"$RESULTS"
 }
 kselftest tcmu_rs target_core_user
