@@ -82,6 +82,17 @@ for m in tcmu_rs target_core_user; do
 	rmmod tcm_loop "$m" 2>/dev/null
 done
 
+# Layer 4b: fio verify matrix (4k..1M, iodepth 1 and 64) with our handler on our module.
+if bash /tcmu/fio-matrix.sh >/tmp/fio-matrix.log 2>&1; then
+	say "ok: fio matrix on tcmu_rs"
+	echo "fio-matrix-tcmu_rs 1 0" >>"$RESULTS"
+else
+	say "FAILED: fio matrix on tcmu_rs"
+	tail -40 /tmp/fio-matrix.log
+	echo "fio-matrix-tcmu_rs 0 1" >>"$RESULTS"
+fi
+rmmod tcm_loop tcmu_rs 2>/dev/null
+
 # Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
 for m in tcmu_rs target_core_user; do
 	if TCMU_MODULE=$m bash /tcmu/runner-e2e.sh >/tmp/runner-$m.log 2>&1; then
