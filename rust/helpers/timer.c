@@ -7,3 +7,8 @@ void rust_helper_timer_setup(struct timer_list *timer,
 {
 	timer_setup(timer, func, flags);
 }
+
+bool rust_helper_timer_pending(const struct timer_list *timer)
+{
+	return timer_pending(timer);
+}

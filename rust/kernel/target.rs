@@ -11,7 +11,6 @@
 //! [`include/target/target_core_base.h`](srctree/include/target/target_core_base.h).
 
 use crate::{
-    alloc::{AllocError, Flags},
     bindings,
     error::{from_result, to_result, Error, Result},
     init::PinInit,
@@ -91,6 +90,31 @@ pub trait Backend: Sized + Send + Sync + 'static {
 
     /// Writes the `info` attribute into `f` (output past one page is cut).
     fn show_params(dev: &Device<Self>, f: &mut dyn core::fmt::Write) -> core::fmt::Result;
+
+    /// Device attributes of the backend, shown in `<dev>/attrib` after LIO's passthrough ones.
+    const DEV_ATTRS: &'static [AttrDef] = &[];
+    /// Device actions of the backend, shown in `<dev>/action`.
+    const ACTION_ATTRS: &'static [AttrDef] = &[];
+
+    /// Shows device attribute `id` (an index into [`Backend::DEV_ATTRS`]).
+    fn dev_attr_show(_dev: &Device<Self>, _id: usize, _f: &mut dyn core::fmt::Write) -> Result {
+        Err(EINVAL)
+    }
+
+    /// Stores `data` into device attribute `id`; returns the number of bytes consumed.
+    fn dev_attr_store(_dev: &Device<Self>, _id: usize, _data: &[u8]) -> Result<usize> {
+        Err(EINVAL)
+    }
+
+    /// Shows device action `id` (an index into [`Backend::ACTION_ATTRS`]).
+    fn action_show(_dev: &Device<Self>, _id: usize, _f: &mut dyn core::fmt::Write) -> Result {
+        Err(EINVAL)
+    }
+
+    /// Runs device action `id` with argument `data`; returns the number of bytes consumed.
+    fn action_store(_dev: &Device<Self>, _id: usize, _data: &[u8]) -> Result<usize> {
+        Err(EINVAL)
+    }
 
     /// Returns the SCSI peripheral device type.
     fn device_type(_dev: &Device<Self>) -> u32 {
@@ -243,6 +267,12 @@ impl<T: Backend> Device<T> {
     pub fn block_size(&self) -> u32 {
         // SAFETY: Read of a plain integer field of this device.
         unsafe { (*self.raw()).dev_attrib.block_size }
+    }
+
+    /// How many LUNs export the device (`export_count`).
+    pub fn export_count(&self) -> u32 {
+        // SAFETY: Read of a plain integer field of this device.
+        unsafe { core::ptr::read_volatile(&raw const (*self.raw()).export_count) }
     }
 
     /// Whether write-cache emulation is on (`emulate_write_cache`).
@@ -426,6 +456,8 @@ pub struct Rejected<T: Backend>(PendingCmd<T>, SenseReason);
 pub const SAM_STAT_GOOD: u8 = bindings::sam_status_SAM_STAT_GOOD as u8;
 /// SCSI status `CHECK CONDITION`.
 pub const SAM_STAT_CHECK_CONDITION: u8 = bindings::sam_status_SAM_STAT_CHECK_CONDITION as u8;
+/// SCSI status `TASK SET FULL`.
+pub const SAM_STAT_TASK_SET_FULL: u8 = bindings::sam_status_SAM_STAT_TASK_SET_FULL as u8;
 /// SCSI status `BUSY`.
 pub const SAM_STAT_BUSY: u8 = bindings::sam_status_SAM_STAT_BUSY as u8;
 /// Size of the sense data a backend may return.
@@ -501,8 +533,8 @@ struct RegInner<T: Backend> {
 pub struct Registration<T: Backend> {
     inner: Pin<KBox<RegInner<T>>>,
     // The ops table points into these arrays; their heap buffers do not move with `Self`.
-    _dev_attrs: Option<AttrList>,
-    _action_attrs: Option<AttrList>,
+    _dev_attrs: AttrSet,
+    _action_attrs: AttrSet,
     _p: PhantomData<T>,
 }
 
@@ -523,16 +555,26 @@ fn copy_name<const N: usize>(dst: &mut [c_char; N], src: &CStr) -> Result {
 }
 
 impl<T: Backend> Registration<T> {
-    /// Registers backend `T` with the device attributes `dev_attrs` and the device actions
-    /// `action_attrs` (under `<dev>/attrib` and `<dev>/action` in configfs).
+    /// Registers backend `T` with module-wide data `data`. Its devices get LIO's passthrough
+    /// attributes plus [`Backend::DEV_ATTRS`] under `<dev>/attrib`, and
+    /// [`Backend::ACTION_ATTRS`] under `<dev>/action`.
     ///
     /// Fails with `EEXIST` if a backend of the same name is registered already.
-    pub fn new(
-        module: &'static ThisModule,
-        data: T::Data,
-        dev_attrs: Option<AttrList>,
-        action_attrs: Option<AttrList>,
-    ) -> Result<Self> {
+    pub fn new(module: &'static ThisModule, data: T::Data) -> Result<Self> {
+        let dev_attrs = AttrSet::new(
+            module,
+            (&raw const bindings::passthrough_attrib_attrs).cast(),
+            T::DEV_ATTRS,
+            &show_fns::<T, GROUP_ATTRIB>(),
+            &store_fns::<T, GROUP_ATTRIB>(),
+        )?;
+        let action_attrs = AttrSet::new(
+            module,
+            ptr::null(),
+            T::ACTION_ATTRS,
+            &show_fns::<T, GROUP_ACTION>(),
+            &store_fns::<T, GROUP_ACTION>(),
+        )?;
         let inner = KBox::pin_init(
             pin_init!(RegInner::<T> {
                 ops <- Opaque::ffi_init(|p: *mut bindings::target_backend_ops| {
@@ -562,8 +604,8 @@ impl<T: Backend> Registration<T> {
         o.parse_cdb = Some(parse_cdb_cb::<T>);
         o.get_device_type = Some(device_type_cb::<T>);
         o.get_blocks = Some(get_blocks_cb::<T>);
-        o.tb_dev_attrib_attrs = dev_attrs.as_ref().map_or(ptr::null_mut(), AttrList::as_ptr);
-        o.tb_dev_action_attrs = action_attrs.as_ref().map_or(ptr::null_mut(), AttrList::as_ptr);
+        o.tb_dev_attrib_attrs = dev_attrs.as_ptr();
+        o.tb_dev_action_attrs = action_attrs.as_ptr();
         // SAFETY: `ops` is a fully initialised ops table that stays at a fixed address (pinned
         // box) until `Drop` unregisters it; `Hba::backend_data` relies on it being `RegInner`'s
         // first field.
@@ -585,39 +627,171 @@ impl<T: Backend> Drop for Registration<T> {
     }
 }
 
-/// A NULL-terminated array of configfs attributes (`struct configfs_attribute **`) for
-/// [`Registration::new`].
-pub struct AttrList(KVec<*mut bindings::configfs_attribute>);
+/// A configfs attribute of a backend's devices.
+#[derive(Clone, Copy, Debug)]
+pub struct AttrDef {
+    /// File name.
+    pub name: &'static CStr,
+    /// Whether it can be read.
+    pub read: bool,
+    /// Whether it can be written.
+    pub write: bool,
+}
 
-// SAFETY: The array is immutable after construction; the attributes are static C objects.
-unsafe impl Send for AttrList {}
-// SAFETY: As above.
-unsafe impl Sync for AttrList {}
+impl AttrDef {
+    /// A read-write attribute.
+    pub const fn rw(name: &'static CStr) -> Self {
+        Self { name, read: true, write: true }
+    }
 
-impl AttrList {
-    /// LIO's attributes for passthrough backends (`passthrough_attrib_attrs`).
-    pub fn passthrough(flags: Flags) -> Result<Self, AllocError> {
-        let mut v = KVec::new();
-        let base = (&raw const bindings::passthrough_attrib_attrs)
-            .cast::<*mut bindings::configfs_attribute>();
+    /// A read-only attribute.
+    pub const fn ro(name: &'static CStr) -> Self {
+        Self { name, read: true, write: false }
+    }
+
+    /// A write-only attribute.
+    pub const fn wo(name: &'static CStr) -> Self {
+        Self { name, read: false, write: true }
+    }
+}
+
+/// Most attributes a backend may declare in each of [`Backend::DEV_ATTRS`] and
+/// [`Backend::ACTION_ATTRS`].
+pub const MAX_ATTRS: usize = 16;
+
+/// The configfs attributes of one group and the NULL-terminated pointer array the target
+/// core takes. The attributes are boxed, so their addresses do not change.
+struct AttrSet {
+    _attrs: KVec<KBox<Opaque<bindings::configfs_attribute>>>,
+    ptrs: KVec<*mut bindings::configfs_attribute>,
+}
+
+type ShowFn = unsafe extern "C" fn(*mut bindings::config_item, *mut c_char) -> isize;
+type StoreFn = unsafe extern "C" fn(*mut bindings::config_item, *const c_char, usize) -> isize;
+
+impl AttrSet {
+    fn new(
+        module: &'static ThisModule,
+        base: *const *mut bindings::configfs_attribute,
+        defs: &[AttrDef],
+        show: &[ShowFn],
+        store: &[StoreFn],
+    ) -> Result<Self> {
+        if defs.len() > MAX_ATTRS {
+            return Err(EINVAL);
+        }
+        let mut attrs = KVec::new();
+        let mut ptrs = KVec::new();
         let mut i = 0;
-        loop {
-            // SAFETY: `passthrough_attrib_attrs` is a NULL-terminated array exported by the
-            // target core, which is built in and never changes it; `i` stays within it.
+        while !base.is_null() {
+            // SAFETY: `base` is a NULL-terminated array exported by the built-in target core,
+            // which never changes it; `i` stays within it.
             let a = unsafe { *base.add(i) };
             if a.is_null() {
                 break;
             }
-            v.push(a, flags)?;
+            ptrs.push(a, GFP_KERNEL)?;
             i += 1;
         }
-        v.push(ptr::null_mut(), flags)?;
-        Ok(Self(v))
+        for (i, d) in defs.iter().enumerate() {
+            // SAFETY: All-zero is an unset attribute; the fields are set below.
+            let mut a: bindings::configfs_attribute = unsafe { core::mem::zeroed() };
+            a.ca_name = d.name.as_char_ptr();
+            a.ca_owner = module.as_ptr();
+            a.ca_mode = (if d.read { 0o444 } else { 0 } | if d.write { 0o200 } else { 0 }) as _;
+            a.show = if d.read { Some(show[i]) } else { None };
+            a.store = if d.write { Some(store[i]) } else { None };
+            let b = KBox::new(Opaque::new(a), GFP_KERNEL)?;
+            ptrs.push(b.get(), GFP_KERNEL)?;
+            attrs.push(b, GFP_KERNEL)?;
+        }
+        ptrs.push(ptr::null_mut(), GFP_KERNEL)?;
+        Ok(Self { _attrs: attrs, ptrs })
     }
 
     fn as_ptr(&self) -> *mut *mut bindings::configfs_attribute {
-        self.0.as_ptr().cast_mut()
+        self.ptrs.as_ptr().cast_mut()
     }
+}
+
+/// Which group an attribute callback belongs to.
+const GROUP_ATTRIB: u8 = 0;
+const GROUP_ACTION: u8 = 1;
+
+/// Finds the device of a configfs item of its `attrib` or `action` group.
+///
+/// # Safety
+///
+/// `item` must be the item of the `attrib` (`GROUP_ATTRIB`) or `action` (`GROUP_ACTION`) group
+/// of a live device of backend `T`.
+unsafe fn item_device<'a, T: Backend, const G: u8>(item: *mut bindings::config_item) -> &'a Device<T> {
+    // `cg_item` is the first field of `config_group`.
+    let group = item.cast::<u8>();
+    // SAFETY: By the safety requirements, the group is embedded in an `se_device` at the
+    // offsets below.
+    unsafe {
+        let dev = if G == GROUP_ATTRIB {
+            group
+                .sub(core::mem::offset_of!(bindings::se_dev_attrib, da_group))
+                .sub(core::mem::offset_of!(bindings::se_device, dev_attrib))
+        } else {
+            group.sub(core::mem::offset_of!(bindings::se_device, dev_action_group))
+        };
+        Device::from_raw(dev.cast())
+    }
+}
+
+unsafe extern "C" fn attr_show_cb<T: Backend, const G: u8, const ID: usize>(
+    item: *mut bindings::config_item,
+    page: *mut c_char,
+) -> isize {
+    // SAFETY: configfs calls this for an attribute of group `G` of a live device.
+    let dev = unsafe { item_device::<T, G>(item) };
+    // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes.
+    let mut f = unsafe { Formatter::from_buffer(page.cast(), PAGE_SIZE) };
+    let r = if G == GROUP_ATTRIB {
+        T::dev_attr_show(dev, ID, &mut f)
+    } else {
+        T::action_show(dev, ID, &mut f)
+    };
+    match r {
+        Ok(()) => f.bytes_written() as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+unsafe extern "C" fn attr_store_cb<T: Backend, const G: u8, const ID: usize>(
+    item: *mut bindings::config_item,
+    page: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: As in `attr_show_cb`.
+    let dev = unsafe { item_device::<T, G>(item) };
+    // SAFETY: configfs passes `count` bytes.
+    let data = unsafe { core::slice::from_raw_parts(page.cast::<u8>(), count) };
+    let r = if G == GROUP_ATTRIB {
+        T::dev_attr_store(dev, ID, data)
+    } else {
+        T::action_store(dev, ID, data)
+    };
+    match r {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+macro_rules! attr_fns {
+    ($f:ident, $t:ident, $g:expr, $($i:literal)*) => {
+        [$($f::<$t, { $g }, $i>),*]
+    };
+}
+
+fn show_fns<T: Backend, const G: u8>() -> [ShowFn; MAX_ATTRS] {
+    attr_fns!(attr_show_cb, T, G, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+}
+
+fn store_fns<T: Backend, const G: u8>() -> [StoreFn; MAX_ATTRS] {
+    attr_fns!(attr_store_cb, T, G, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
 }
 
 unsafe extern "C" fn attach_hba_cb<T: Backend>(hba: *mut bindings::se_hba, host_id: u32) -> i32 {

@@ -9,7 +9,7 @@
 //!
 //! Locking order: `UserDev::cfg` -> `UserDev::uio` -> `Ring::st`.
 
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering};
 use kernel::{
     alloc::flags::{GFP_KERNEL, GFP_NOIO, __GFP_ZERO},
     c_str, fmt, new_mutex,
@@ -19,16 +19,19 @@ use kernel::{
     str::CString,
     sync::{Arc, Mutex},
     target::{
-        self, AttrList, Backend, DataDir, Device, Hba, HwLimits, PendingCmd, Rejected,
+        self, AttrDef, Backend, DataDir, Device, Hba, HwLimits, PendingCmd, Rejected,
         SENSE_BUFFER_SIZE, TCM_INVALID_CDB_FIELD, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE,
-        TCM_OUT_OF_RESOURCES,
+        TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
     },
+    time::{msecs_to_jiffies, Jiffies},
+    timer::{jiffies, time_after, ArcTimer, ArcTimerCallback, ArcWork, ArcWorkCallback},
     uio::{self, FaultPage, Notifier, RootDevice, SharedArea},
 };
 
 mod abi;
 mod blocks;
 mod entry;
+mod kstrto;
 mod netlink;
 mod params;
 mod response;
@@ -56,6 +59,8 @@ const MB_FLAGS: u16 = abi::TCMU_MAILBOX_FLAG_CAP_OOOC | abi::TCMU_MAILBOX_FLAG_C
 const DEF_HW_BLOCK_SIZE: u32 = 512;
 const DEF_HW_MAX_SECTORS: u32 = 128;
 const DEF_HW_QUEUE_DEPTH: u32 = 128;
+/// Default command timeout, and the qfull timeout when neither is set (`TCMU_TIME_OUT`).
+const TCMU_TIME_OUT_MS: u64 = 30_000;
 /// Largest command id (ids are 16 bits, 0 is never used).
 const MAX_CMD_ID: usize = 0xffff;
 
@@ -77,10 +82,48 @@ struct UserHba {
     host_id: u32,
 }
 
+/// Device settings that configfs can change at any time, read on the I/O path.
+struct Settings {
+    /// `cmd_time_out` in ms; 0: commands never time out.
+    cmd_time_out_ms: AtomicU64,
+    /// `qfull_time_out` in ms; -1: use `cmd_time_out` (or the default), 0: fail at once.
+    qfull_time_out_ms: AtomicI64,
+    /// `action/block_dev`: new commands are refused with `LUN BUSY`.
+    blocked: AtomicBool,
+}
+
+impl Settings {
+    /// How long a command may wait for ring space, or `None` to fail it at once.
+    fn qfull_wait_ms(&self) -> Option<u64> {
+        let q = self.qfull_time_out_ms.load(Ordering::Relaxed);
+        let c = self.cmd_time_out_ms.load(Ordering::Relaxed);
+        match q {
+            0 => None,
+            q if q > 0 => Some(q as u64),
+            _ if c > 0 => Some(c),
+            _ => Some(TCMU_TIME_OUT_MS),
+        }
+    }
+}
+
+/// `jiffies` `ms` from now.
+fn deadline_in(ms: u64) -> Jiffies {
+    jiffies().wrapping_add(msecs_to_jiffies(ms.min(u32::MAX as u64) as u32))
+}
+
+/// The earlier of two optional deadlines.
+fn earlier(a: Option<Jiffies>, b: Jiffies) -> Option<Jiffies> {
+    match a {
+        Some(a) if !time_after(a, b) => Some(a),
+        _ => Some(b),
+    }
+}
+
 /// One `user` device.
 #[pin_data]
 struct UserDev {
     name: CString,
+    settings: Arc<Settings>,
     #[pin]
     cfg: Mutex<Params>,
     /// The UIO device and its ring, from `enable` until the device is destroyed.
@@ -100,13 +143,45 @@ struct Ring {
     map_pages: usize,
     blk_size: u32,
     pages_per_blk: u32,
+    settings: Arc<Settings>,
+    /// `/dev/uioN` is open (one handler at a time, as in C).
+    open: AtomicBool,
+    /// Fires at the earliest command deadline; runs `work`, which fails expired commands.
+    #[pin]
+    timer: ArcTimer<Ring>,
+    #[pin]
+    work: ArcWork<Ring>,
     #[pin]
     st: Mutex<RingState>,
 }
 
+kernel::impl_has_arc_timer!(Ring, timer);
+kernel::impl_has_arc_work!(Ring, work);
+
+impl ArcTimerCallback for Ring {
+    fn expired(this: Arc<Self>) {
+        ArcWork::schedule(this);
+    }
+}
+
+impl ArcWorkCallback for Ring {
+    fn run(this: Arc<Self>) {
+        this.expire();
+    }
+}
+
+/// A command waiting for ring or data space.
+struct Queued {
+    cmd: PendingCmd<User>,
+    deadline: Jiffies,
+}
+
 /// A command on the ring.
 struct Inflight {
-    cmd: PendingCmd<User>,
+    /// `None` once the command timed out and was failed: the handler still owns its entry
+    /// and blocks until it completes it (that late completion is ignored) or the ring is reset.
+    cmd: Option<PendingCmd<User>>,
+    deadline: Option<Jiffies>,
     /// Data blocks: first the Data-Out (or Data-In) ones, then the bidi Data-In ones.
     dbis: KVec<u32>,
     n_first: usize,
@@ -122,9 +197,11 @@ struct RingState {
     cmds: KVVec<Option<Inflight>>,
     inflight: usize,
     /// Commands waiting for ring or data space, oldest first.
-    qfull: Fifo<PendingCmd<User>>,
+    qfull: Fifo<Queued>,
     /// Set when the handler broke the protocol: nothing more is reaped or queued.
     broken: bool,
+    /// Set at teardown: nothing more happens on this ring.
+    dead: bool,
 }
 
 /// A FIFO queue on a vector.
@@ -142,22 +219,47 @@ impl<T> Fifo<T> {
     }
 
     fn is_empty(&self) -> bool {
-        self.head == self.items.len()
+        self.iter().next().is_none()
     }
 
     /// Appends `v`; on allocation failure `v` is dropped.
     fn push(&mut self, v: T) -> Result<(), kernel::alloc::AllocError> {
+        if self.is_empty() {
+            // Reuse the storage from the start (never in `pop`, so `unpop` always works).
+            self.items = KVec::new();
+            self.head = 0;
+        }
         self.items.push(Some(v), GFP_NOIO)
     }
 
     fn pop(&mut self) -> Option<T> {
-        let v = self.items.get_mut(self.head)?.take();
-        self.head += 1;
-        if self.head == self.items.len() {
-            self.items = KVec::new();
-            self.head = 0;
+        while let Some(slot) = self.items.get_mut(self.head) {
+            self.head += 1;
+            if let Some(v) = slot.take() {
+                return Some(v);
+            }
         }
-        v
+        None
+    }
+
+    /// Removes the entries for which `f` returns `Some`, keeping the order of the others, and
+    /// calls `done` with what `f` returned.
+    fn take_where(&mut self, mut f: impl FnMut(&T) -> bool, mut done: impl FnMut(T)) {
+        for slot in self.items.iter_mut().skip(self.head) {
+            if slot.as_ref().is_some_and(&mut f) {
+                if let Some(v) = slot.take() {
+                    done(v);
+                }
+            }
+        }
+        // Compact: skip leading holes.
+        while self.head < self.items.len() && self.items[self.head].is_none() {
+            self.head += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter().skip(self.head).flatten()
     }
 
     /// Puts `v` back at the front (after a failed retry).
@@ -218,7 +320,7 @@ fn data_direction(d: DataDir) -> DataDirection {
 }
 
 impl Ring {
-    fn new(p: &Params, name: &CStr) -> Result<Arc<Self>> {
+    fn new(p: &Params, settings: Arc<Settings>) -> Result<Arc<Self>> {
         let blk_size = p.data_blk_size(&LIMITS).ok_or(EINVAL)?;
         let ring_bytes = CMDR_OFF.checked_add(p.cmdr_size).ok_or(EINVAL)? as usize;
         if ring_bytes % PAGE_SIZE != 0 || blk_size == 0 {
@@ -238,7 +340,6 @@ impl Ring {
         let blocks = BlockAlloc::new(p.max_blocks, bitmap).ok_or(EINVAL)?;
         let mut cmds = KVVec::new();
         cmds.push(None, GFP_KERNEL)?;
-        let _ = name;
         Arc::pin_init(
             pin_init!(Ring {
                 area,
@@ -247,6 +348,10 @@ impl Ring {
                 map_pages,
                 blk_size,
                 pages_per_blk: p.data_pages_per_blk,
+                settings,
+                open: AtomicBool::new(false),
+                timer <- ArcTimer::new(),
+                work <- ArcWork::new(c_str!("tcmu_rs::Ring::work"), kernel::static_lock_class!()),
                 st <- new_mutex!(RingState {
                     ring,
                     blocks,
@@ -255,6 +360,7 @@ impl Ring {
                     inflight: 0,
                     qfull: Fifo::new(),
                     broken: false,
+                    dead: false,
                 }),
             }),
             GFP_KERNEL,
@@ -263,9 +369,9 @@ impl Ring {
 
     /// Queues `cmd` on the ring, or in the qfull queue. Returns whether the handler must be
     /// woken up.
-    fn queue(&self, cmd: PendingCmd<User>) -> Result<bool, Rejected<User>> {
+    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>) -> Result<bool, Rejected<User>> {
         let mut st = self.st.lock();
-        if st.broken {
+        if st.broken || st.dead {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         }
         // Keep the order: nothing overtakes commands already waiting.
@@ -275,17 +381,121 @@ impl Ring {
             Err(NotQueued::NoSpace(cmd))
         };
         match res {
-            Ok(()) => Ok(true),
+            Ok(deadline) => {
+                drop(st);
+                if let Some(d) = deadline {
+                    ArcTimer::arm_earlier(self, d);
+                }
+                Ok(true)
+            }
             Err(NotQueued::Fail(cmd, reason)) => Err(cmd.reject(reason)),
             Err(NotQueued::NoSpace(cmd)) => {
+                let Some(wait) = self.settings.qfull_wait_ms() else {
+                    return Err(cmd.reject(TCM_OUT_OF_RESOURCES));
+                };
+                let deadline = deadline_in(wait);
                 // A failed push drops (and so fails) the command.
-                let _ = st.qfull.push(cmd);
+                let _ = st.qfull.push(Queued { cmd, deadline });
+                drop(st);
+                ArcTimer::arm_earlier(self, deadline);
                 Ok(false)
             }
         }
     }
 
-    fn try_ring(&self, st: &mut RingState, cmd: PendingCmd<User>) -> Result<(), NotQueued> {
+    /// Fails the commands whose deadline passed (run from the timer's work) and re-arms the
+    /// timer for the next deadline.
+    fn expire(self: &Arc<Self>) {
+        let mut st = self.st.lock();
+        if st.dead {
+            return;
+        }
+        let now = jiffies();
+        let mut next = None;
+        let mut expired = 0u32;
+        for inf in st.cmds.iter_mut().flatten() {
+            let (Some(d), true) = (inf.deadline, inf.cmd.is_some()) else {
+                continue;
+            };
+            if time_after(d, now) {
+                next = earlier(next, d);
+            } else if let Some(cmd) = inf.cmd.take() {
+                expired += 1;
+                cmd.complete(target::SAM_STAT_CHECK_CONDITION);
+            }
+        }
+        st.qfull.take_where(
+            |q| !time_after(q.deadline, now),
+            |q| q.cmd.complete(target::SAM_STAT_TASK_SET_FULL),
+        );
+        for q in st.qfull.iter() {
+            next = earlier(next, q.deadline);
+        }
+        drop(st);
+        if expired > 0 {
+            pr_warn_ratelimited!("{} command(s) timed out on the ring\n", expired);
+        }
+        if let Some(d) = next {
+            ArcTimer::arm(self, d);
+        }
+    }
+
+    /// Blocks (`true`) or unblocks the device, as `action/block_dev`.
+    fn set_blocked(self: &Arc<Self>, block: bool) {
+        if !block {
+            self.settings.blocked.store(false, Ordering::Relaxed);
+            return;
+        }
+        if self.settings.blocked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        // Complete what the handler finished, fail what waits to be queued.
+        self.reap();
+        let mut st = self.st.lock();
+        while let Some(q) = st.qfull.pop() {
+            q.cmd.complete(target::SAM_STAT_BUSY);
+        }
+    }
+
+    /// Empties the ring, as `action/reset_ring`: commands on it complete with `BUSY` (level 1)
+    /// or `CHECK CONDITION` (level 2), then waiting commands are retried. Returns whether the
+    /// handler must be woken up.
+    fn reset(self: &Arc<Self>, level: u8) -> bool {
+        let mut st = self.st.lock();
+        let RingState {
+            ring,
+            blocks,
+            cmds,
+            inflight,
+            broken,
+            ..
+        } = &mut *st;
+        for slot in cmds.iter_mut() {
+            if let Some(inf) = slot.take() {
+                if let Some(cmd) = inf.cmd {
+                    cmd.complete(if level == 1 {
+                        target::SAM_STAT_BUSY
+                    } else {
+                        target::SAM_STAT_CHECK_CONDITION
+                    });
+                }
+                blocks.free(&inf.dbis);
+            }
+        }
+        *inflight = 0;
+        ring.reset();
+        self.area.write_u32(abi::MAILBOX_CMD_TAIL_OFFSET, 0);
+        fence(Ordering::Release);
+        self.area.write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, 0);
+        *broken = false;
+        self.run_qfull(&mut st)
+    }
+
+    /// Puts `cmd` on the ring; returns its deadline.
+    fn try_ring(&self, st: &mut RingState, cmd: PendingCmd<User>) -> Result<Option<Jiffies>, NotQueued> {
+        if self.settings.blocked.load(Ordering::Relaxed) {
+            return Err(NotQueued::Fail(cmd, TCM_LUN_BUSY));
+        }
         let dir = cmd.direction();
         let data_len = cmd.data_length();
         let bidi_len = if dir == DataDir::Bidi { cmd.bidi_sg().len() as u32 } else { 0 };
@@ -297,7 +507,7 @@ impl Ring {
         let n = n_first as usize + n_bidi as usize;
         if n > st.blocks.max_blocks() as usize {
             pr_warn_ratelimited!(
-                "tcmu_rs: request of {} bytes is too big for the data area\n",
+                "request of {} bytes is too big for the data area\n",
                 u64::from(data_len) + u64::from(bidi_len)
             );
             return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
@@ -322,7 +532,7 @@ impl Ring {
         };
         if total > (self.cmdr_size / 2) as usize {
             st.blocks.free(&dbis);
-            pr_warn_ratelimited!("tcmu_rs: request of {} bytes is too big for the ring\n", total);
+            pr_warn_ratelimited!("request of {} bytes is too big for the ring\n", total);
             return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
         }
         if !st.ring.fits(total as u32) {
@@ -379,16 +589,19 @@ impl Ring {
             data_length: data_len,
             bidi_length: bidi_len,
         };
+        let tmo = self.settings.cmd_time_out_ms.load(Ordering::Relaxed);
+        let deadline = (tmo > 0).then(|| deadline_in(tmo));
         if let Some(slot) = st.cmds.get_mut(cmd_id as usize) {
             *slot = Some(Inflight {
-                cmd,
+                cmd: Some(cmd),
+                deadline,
                 dbis,
                 n_first: n_first as usize,
                 info,
             });
             st.inflight += 1;
         }
-        Ok(())
+        Ok(deadline)
     }
 
     /// Allocates the missing pages of blocks `dbis`.
@@ -449,7 +662,7 @@ impl Ring {
     /// then retries waiting commands. Returns whether new commands went on the ring.
     fn reap(&self) -> bool {
         let mut st = self.st.lock();
-        if st.broken {
+        if st.broken || st.dead {
             return false;
         }
         // Read the handler's tail once; entries before it must be read after it.
@@ -458,7 +671,7 @@ impl Ring {
         };
         fence(Ordering::Acquire);
         if let Err(why) = self.reap_to(&mut st, tail) {
-            pr_warn_ratelimited!("tcmu_rs: ring broken: {}\n", why);
+            pr_warn_ratelimited!("ring broken: {}\n", why);
             st.broken = true;
             return false;
         }
@@ -502,8 +715,12 @@ impl Ring {
                     return Err("unknown cmd_id");
                 };
                 *inflight -= 1;
-                let kind = response::decode_status(&raw, &inf.info);
-                self.complete(pages, inf.cmd, &inf.dbis, inf.n_first, kind, off);
+                // A command that timed out was failed already: its late completion only
+                // releases the entry and blocks.
+                if let Some(cmd) = inf.cmd {
+                    let kind = response::decode_status(&raw, &inf.info);
+                    self.complete(pages, cmd, &inf.dbis, inf.n_first, kind, off);
+                }
                 blocks.free(&inf.dbis);
             }
             reaper.consume().map_err(|_| "ring")?;
@@ -523,14 +740,14 @@ impl Ring {
     ) {
         let s = match kind {
             CompletionKind::UnknownOp => {
-                pr_warn_ratelimited!("tcmu_rs: handler set UNKNOWN_OP on a command\n");
+                pr_warn_ratelimited!("handler set UNKNOWN_OP on a command\n");
                 cmd.complete(target::SAM_STAT_CHECK_CONDITION);
                 return;
             }
             CompletionKind::Status(s) => s,
         };
         if let Some(bad) = s.invalid_status {
-            pr_warn_ratelimited!("tcmu_rs: handler returned invalid SCSI status {:#x}\n", bad);
+            pr_warn_ratelimited!("handler returned invalid SCSI status {:#x}\n", bad);
         }
         if s.check_condition {
             let mut sense = [0u8; SENSE_BUFFER_SIZE];
@@ -558,11 +775,15 @@ impl Ring {
     /// Moves waiting commands to the ring while there is room. Returns whether any moved.
     fn run_qfull(&self, st: &mut RingState) -> bool {
         let mut queued = false;
-        while let Some(cmd) = st.qfull.pop() {
-            match self.try_ring(st, cmd) {
-                Ok(()) => queued = true,
+        while let Some(q) = st.qfull.pop() {
+            let deadline = q.deadline;
+            match self.try_ring(st, q.cmd) {
+                // The command's ring deadline only matters if the timer finds it: it re-arms
+                // from the earliest deadline each time it runs, and the qfull deadline it
+                // replaces is not later than it for the same timeouts.
+                Ok(_) => queued = true,
                 Err(NotQueued::NoSpace(cmd)) => {
-                    st.qfull.unpop(cmd);
+                    st.qfull.unpop(Queued { cmd, deadline });
                     break;
                 }
                 Err(NotQueued::Fail(cmd, _)) => cmd.complete(target::SAM_STAT_CHECK_CONDITION),
@@ -571,19 +792,24 @@ impl Ring {
         queued
     }
 
-    /// Fails every command still owned by the device (at teardown).
-    fn fail_all(&self) {
+    /// Fails every command still owned by the device and stops the timer (at teardown).
+    fn shutdown(self: &Arc<Self>) {
         let mut st = self.st.lock();
-        st.broken = true;
-        while let Some(cmd) = st.qfull.pop() {
-            cmd.complete(target::SAM_STAT_BUSY);
+        st.dead = true;
+        while let Some(q) = st.qfull.pop() {
+            q.cmd.complete(target::SAM_STAT_BUSY);
         }
         for slot in st.cmds.iter_mut() {
-            if let Some(inf) = slot.take() {
-                inf.cmd.complete(target::SAM_STAT_CHECK_CONDITION);
+            if let Some(cmd) = slot.as_mut().and_then(|inf| inf.cmd.take()) {
+                cmd.complete(target::SAM_STAT_CHECK_CONDITION);
             }
         }
-        st.inflight = 0;
+        drop(st);
+        // `dead` keeps the work from re-arming the timer: cancel both, the timer twice in
+        // case the work ran in between.
+        ArcTimer::cancel(&**self);
+        ArcWork::cancel_sync(&**self);
+        ArcTimer::cancel(&**self);
     }
 }
 
@@ -600,6 +826,18 @@ fn alloc_id(cmds: &mut KVVec<Option<Inflight>>) -> Option<u16> {
 }
 
 impl uio::Operations for Ring {
+    fn open(&self) -> Result {
+        // One handler at a time, as the C module fakes O_EXCL.
+        if self.open.swap(true, Ordering::AcqRel) {
+            return Err(EBUSY);
+        }
+        Ok(())
+    }
+
+    fn release(&self) {
+        self.open.store(false, Ordering::Release);
+    }
+
     fn irqcontrol(&self, notifier: &Notifier, _value: i32) -> Result {
         if self.reap() {
             notifier.notify();
@@ -621,12 +859,37 @@ impl uio::Operations for Ring {
             Some(Some(page)) => Some(FaultPage::from_page(page)),
             _ => {
                 pr_warn_ratelimited!(
-                    "tcmu_rs: handler touched data page {} that holds no data\n",
+                    "handler touched data page {} that holds no data\n",
                     pgoff - data_first
                 );
                 None
             }
         }
+    }
+}
+
+// Device attributes (`<dev>/attrib`), in the order of the C module.
+const A_CMD_TIME_OUT: usize = 0;
+const A_QFULL_TIME_OUT: usize = 1;
+const A_MAX_DATA_AREA_MB: usize = 2;
+const A_DATA_PAGES_PER_BLK: usize = 3;
+const A_CMD_RING_SIZE_MB: usize = 4;
+const A_DEV_CONFIG: usize = 5;
+const A_DEV_SIZE: usize = 6;
+const A_NL_REPLY_SUPPORTED: usize = 7;
+// Device actions (`<dev>/action`).
+const ACT_BLOCK_DEV: usize = 0;
+const ACT_RESET_RING: usize = 1;
+const ACT_FREE_KEPT_BUF: usize = 2;
+
+fn kerr(e: kstrto::KstrtoError) -> Error {
+    Error::from_errno(e.to_errno())
+}
+
+impl UserDev {
+    /// The device's ring once it is enabled.
+    fn ring(&self) -> Option<Arc<Ring>> {
+        self.uio.lock().as_ref().map(|r| r.data().clone())
     }
 }
 
@@ -639,13 +902,162 @@ impl Backend for User {
     type HbaData = UserHba;
     type DevData = UserDev;
 
+    const DEV_ATTRS: &'static [AttrDef] = &[
+        AttrDef::rw(c_str!("cmd_time_out")),
+        AttrDef::rw(c_str!("qfull_time_out")),
+        AttrDef::ro(c_str!("max_data_area_mb")),
+        AttrDef::ro(c_str!("data_pages_per_blk")),
+        AttrDef::ro(c_str!("cmd_ring_size_mb")),
+        AttrDef::rw(c_str!("dev_config")),
+        AttrDef::rw(c_str!("dev_size")),
+        AttrDef::rw(c_str!("nl_reply_supported")),
+    ];
+    const ACTION_ATTRS: &'static [AttrDef] = &[
+        AttrDef::rw(c_str!("block_dev")),
+        AttrDef::wo(c_str!("reset_ring")),
+        AttrDef::wo(c_str!("free_kept_buf")),
+    ];
+
+    fn dev_attr_show(dev: &Device<Self>, id: usize, f: &mut dyn core::fmt::Write) -> Result {
+        let st = &dev.settings;
+        let r = match id {
+            A_CMD_TIME_OUT => writeln!(f, "{}", st.cmd_time_out_ms.load(Ordering::Relaxed) / 1000),
+            A_QFULL_TIME_OUT => {
+                let q = st.qfull_time_out_ms.load(Ordering::Relaxed);
+                writeln!(f, "{}", if q <= 0 { q } else { q / 1000 })
+            }
+            _ => {
+                let p = dev.cfg.lock();
+                match id {
+                    A_MAX_DATA_AREA_MB => writeln!(f, "{}", p.data_area_mb),
+                    A_DATA_PAGES_PER_BLK => writeln!(f, "{}", p.data_pages_per_blk),
+                    A_CMD_RING_SIZE_MB => writeln!(f, "{}", p.cmd_ring_size_mb()),
+                    A_DEV_CONFIG => writeln!(
+                        f,
+                        "{}",
+                        core::str::from_utf8(p.dev_config()).unwrap_or("")
+                    ),
+                    A_DEV_SIZE => writeln!(f, "{}", p.dev_size),
+                    A_NL_REPLY_SUPPORTED => writeln!(f, "{}", p.nl_reply_supported),
+                    _ => return Err(EINVAL),
+                }
+            }
+        };
+        r.map_err(|_| EINVAL)
+    }
+
+    fn dev_attr_store(dev: &Device<Self>, id: usize, data: &[u8]) -> Result<usize> {
+        let st = &dev.settings;
+        match id {
+            A_CMD_TIME_OUT => {
+                if dev.export_count() > 0 {
+                    pr_warn_ratelimited!("cannot set cmd_time_out while exports exist\n");
+                    return Err(EINVAL);
+                }
+                let v = kstrto::kstrtou32(data).map_err(kerr)?;
+                st.cmd_time_out_ms.store(u64::from(v) * 1000, Ordering::Relaxed);
+            }
+            A_QFULL_TIME_OUT => {
+                let v = kstrto::kstrtos32(data).map_err(kerr)?;
+                let ms = match v {
+                    v if v >= 0 => i64::from(v) * 1000,
+                    -1 => -1,
+                    _ => {
+                        pr_warn_ratelimited!("invalid qfull_time_out {}\n", v);
+                        return Err(EINVAL);
+                    }
+                };
+                st.qfull_time_out_ms.store(ms, Ordering::Relaxed);
+            }
+            A_DEV_CONFIG | A_DEV_SIZE => {
+                if dev.ring().is_some() {
+                    // The C module sends a RECONFIG_DEVICE netlink event here: not done yet.
+                    pr_warn_ratelimited!("reconfiguring an enabled device is not supported yet\n");
+                    return Err(EINVAL);
+                }
+                let mut p = dev.cfg.lock();
+                if id == A_DEV_SIZE {
+                    p.dev_size = kstrto::kstrtoull(data).map_err(kerr)?;
+                } else {
+                    let v = data.split(|&b| b == 0).next().unwrap_or(&[]);
+                    if v.is_empty() || v.len() > params::TCMU_CONFIG_LEN - 1 {
+                        return Err(EINVAL);
+                    }
+                    p.set_dev_config(v);
+                }
+            }
+            A_NL_REPLY_SUPPORTED => {
+                let v = kstrto::kstrtoll(data).map_err(kerr)?;
+                let v = i8::try_from(v).map_err(|_| ERANGE)?;
+                dev.cfg.lock().nl_reply_supported = i32::from(v);
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(data.len())
+    }
+
+    fn action_show(dev: &Device<Self>, id: usize, f: &mut dyn core::fmt::Write) -> Result {
+        if id != ACT_BLOCK_DEV {
+            return Err(EINVAL);
+        }
+        let blocked = dev.settings.blocked.load(Ordering::Relaxed);
+        writeln!(f, "{}", if blocked { "blocked" } else { "unblocked" }).map_err(|_| EINVAL)
+    }
+
+    fn action_store(dev: &Device<Self>, id: usize, data: &[u8]) -> Result<usize> {
+        let uio = dev.uio.lock();
+        let Some(reg) = uio.as_ref() else {
+            pr_warn_ratelimited!("device is not configured\n");
+            return Err(EINVAL);
+        };
+        let ring = reg.data();
+        match id {
+            ACT_BLOCK_DEV => match kstrto::kstrtou8(data).map_err(kerr)? {
+                v @ (0 | 1) => ring.set_blocked(v == 1),
+                v => {
+                    pr_warn_ratelimited!("invalid block value {}\n", v);
+                    return Err(EINVAL);
+                }
+            },
+            ACT_RESET_RING => match kstrto::kstrtou8(data).map_err(kerr)? {
+                v @ (1 | 2) => {
+                    if ring.reset(v) {
+                        reg.notify();
+                    }
+                }
+                v => {
+                    pr_warn_ratelimited!("invalid reset ring value {}\n", v);
+                    return Err(EINVAL);
+                }
+            },
+            ACT_FREE_KEPT_BUF => {
+                let id = kstrto::kstrtou16(data).map_err(kerr)?;
+                // KEEP_BUF is not offered (the mailbox does not advertise it): no command
+                // ever keeps its buffer.
+                pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", id);
+                return Err(EINVAL);
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(data.len())
+    }
+
     fn attach_hba(host_id: u32) -> Result<UserHba> {
         Ok(UserHba { host_id })
     }
 
     fn alloc_device(_hba: &Hba<Self>, name: &CStr) -> impl PinInit<UserDev, Error> {
+        let settings = Arc::new(
+            Settings {
+                cmd_time_out_ms: AtomicU64::new(TCMU_TIME_OUT_MS),
+                qfull_time_out_ms: AtomicI64::new(-1),
+                blocked: AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        );
         try_pin_init!(UserDev {
             name: CString::try_from_fmt(fmt!("{}", name))?,
+            settings: settings?,
             cfg <- new_mutex!(Params::new(&LIMITS)),
             uio <- new_mutex!(None),
         })
@@ -657,7 +1069,7 @@ impl Backend for User {
         if uio.is_some() {
             return Err(EEXIST);
         }
-        let ring = Ring::new(&p, &dev.name)?;
+        let ring = Ring::new(&p, dev.settings.clone())?;
         let config = core::str::from_utf8(p.dev_config()).unwrap_or("");
         let hba = dev.hba();
         let name = CString::try_from_fmt(fmt!(
@@ -717,7 +1129,7 @@ impl Backend for User {
             let ring = reg.data().clone();
             // Unregister first: no more completions or opens race with the teardown.
             drop(reg);
-            ring.fail_all();
+            ring.shutdown();
         }
     }
 
@@ -737,7 +1149,7 @@ impl Backend for User {
         match res {
             Ok(()) => Ok(params.len()),
             Err(e) => {
-                pr_warn_ratelimited!("tcmu_rs: invalid control parameters\n");
+                pr_warn_ratelimited!("invalid control parameters\n");
                 Err(Error::from_errno(e.to_errno()))
             }
         }
@@ -771,13 +1183,12 @@ struct TcmuRs {
 
 impl kernel::Module for TcmuRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let attrs = AttrList::passthrough(GFP_KERNEL)?;
         // The netlink family first: its name clashes with the C module's, so loading next to
         // it fails here, cleanly, before anything else is set up.
         let nl = kernel::genetlink::Registration::new(module, netlink::Nl::new()?)?;
         let root = RootDevice::new(c_str!("tcmu_rs"), module)?;
         let backend =
-            target::Registration::<User>::new(module, Global { root, nl }, Some(attrs), None)?;
+            target::Registration::<User>::new(module, Global { root, nl })?;
         pr_info!("TCMU in Rust loaded (ABI {})\n", abi::TCMU_VERSION);
         Ok(TcmuRs { _backend: backend })
     }

@@ -28,3 +28,7 @@ pub mod blocks;
 
 #[path = "../../../../drivers/target/tcmu_rs/params.rs"]
 pub mod params;
+
+/// Number parsing of configfs attributes (`kstrtou32()` and friends).
+#[path = "../../../../drivers/target/tcmu_rs/kstrto.rs"]
+pub mod kstrto;

@@ -3,6 +3,7 @@
 //! Tests of the pure logic of the `tcmu_rs` kernel module.
 
 mod blocks;
+mod kstrto;
 mod entry;
 mod nopanic;
 mod params;
