@@ -116,6 +116,11 @@ pub trait Backend: Sized + Send + Sync + 'static {
         Err(EINVAL)
     }
 
+    /// Task management: the commands of the device that `tmf` aborts, given by the tag each
+    /// carries ([`PendingCmd::set_tag`]; 0 when never set). The target core still waits for
+    /// their completion.
+    fn tmr_notify(_dev: &Device<Self>, _tmf: Tmf, _aborted: &mut dyn Iterator<Item = usize>) {}
+
     /// Returns the SCSI peripheral device type.
     fn device_type(_dev: &Device<Self>) -> u32 {
         TYPE_DISK
@@ -350,6 +355,36 @@ impl<T: Backend> Cmd<T> {
     }
 }
 
+/// A task management function (`enum tcm_tmreq_table`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tmf {
+    /// ABORT TASK.
+    AbortTask,
+    /// ABORT TASK SET.
+    AbortTaskSet,
+    /// CLEAR ACA.
+    ClearAca,
+    /// CLEAR TASK SET.
+    ClearTaskSet,
+    /// LOGICAL UNIT RESET.
+    LunReset,
+    /// Anything else.
+    Other,
+}
+
+impl Tmf {
+    fn from_raw(t: bindings::tcm_tmreq_table) -> Self {
+        match t {
+            bindings::tcm_tmreq_table_TMR_ABORT_TASK => Tmf::AbortTask,
+            bindings::tcm_tmreq_table_TMR_ABORT_TASK_SET => Tmf::AbortTaskSet,
+            bindings::tcm_tmreq_table_TMR_CLEAR_ACA => Tmf::ClearAca,
+            bindings::tcm_tmreq_table_TMR_CLEAR_TASK_SET => Tmf::ClearTaskSet,
+            bindings::tcm_tmreq_table_TMR_LUN_RESET => Tmf::LunReset,
+            _ => Tmf::Other,
+        }
+    }
+}
+
 /// Direction of a command's data transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataDir {
@@ -456,6 +491,8 @@ pub struct Rejected<T: Backend>(PendingCmd<T>, SenseReason);
 pub const SAM_STAT_GOOD: u8 = bindings::sam_status_SAM_STAT_GOOD as u8;
 /// SCSI status `CHECK CONDITION`.
 pub const SAM_STAT_CHECK_CONDITION: u8 = bindings::sam_status_SAM_STAT_CHECK_CONDITION as u8;
+/// SCSI status `TASK ABORTED`.
+pub const SAM_STAT_TASK_ABORTED: u8 = bindings::sam_status_SAM_STAT_TASK_ABORTED as u8;
 /// SCSI status `TASK SET FULL`.
 pub const SAM_STAT_TASK_SET_FULL: u8 = bindings::sam_status_SAM_STAT_TASK_SET_FULL as u8;
 /// SCSI status `BUSY`.
@@ -481,6 +518,8 @@ impl<T: Backend> PendingCmd<T> {
     fn into_raw(self) -> *mut bindings::se_cmd {
         let p = self.cmd.as_ptr();
         core::mem::forget(self);
+        // SAFETY: Completing: the backend's tag must not outlive its ownership.
+        unsafe { (*p).priv_ = ptr::null_mut() };
         p
     }
 
@@ -504,6 +543,19 @@ impl<T: Backend> PendingCmd<T> {
         let mut buf = *sense;
         // SAFETY: The command is live; the function copies `TRANSPORT_SENSE_BUFFER` bytes.
         unsafe { bindings::transport_copy_sense_to_cmd(self.cmd.as_ptr(), buf.as_mut_ptr()) };
+    }
+
+    /// Tags the command with a backend value (stored in `se_cmd->priv`), which
+    /// [`Backend::tmr_notify`] reports for aborted commands. 0 means untagged.
+    pub fn set_tag(&self, tag: usize) {
+        // SAFETY: `priv` belongs to the backend while it owns the command.
+        unsafe { (*self.cmd.as_ptr()).priv_ = tag as *mut crate::ffi::c_void };
+    }
+
+    /// The tag set with [`PendingCmd::set_tag`].
+    pub fn tag(&self) -> usize {
+        // SAFETY: As in `set_tag`.
+        unsafe { (*self.cmd.as_ptr()).priv_ as usize }
     }
 
     /// Lets a failed read still return data (`SCF_TREAT_READ_AS_NORMAL`).
@@ -603,6 +655,7 @@ impl<T: Backend> Registration<T> {
         o.show_configfs_dev_params = Some(show_params_cb::<T>);
         o.parse_cdb = Some(parse_cdb_cb::<T>);
         o.get_device_type = Some(device_type_cb::<T>);
+        o.tmr_notify = Some(tmr_notify_cb::<T>);
         o.get_blocks = Some(get_blocks_cb::<T>);
         o.tb_dev_attrib_attrs = dev_attrs.as_ptr();
         o.tb_dev_action_attrs = action_attrs.as_ptr();
@@ -926,6 +979,30 @@ unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> Sense
             reason
         }
     }
+}
+
+unsafe extern "C" fn tmr_notify_cb<T: Backend>(
+    se_dev: *mut bindings::se_device,
+    tmf: bindings::tcm_tmreq_table,
+    list: *mut bindings::list_head,
+) {
+    // SAFETY: As in `configure_device_cb`.
+    let dev = unsafe { Device::<T>::from_raw(se_dev) };
+    let off = core::mem::offset_of!(bindings::se_cmd, state_list);
+    let mut pos = list;
+    let mut tags = core::iter::from_fn(|| {
+        // SAFETY: The target core passes a list of aborted commands (linked by `state_list`)
+        // that it does not change during this call.
+        unsafe {
+            pos = (*pos).next;
+            if pos == list {
+                return None;
+            }
+            let cmd = pos.cast::<u8>().sub(off).cast::<bindings::se_cmd>();
+            Some((*cmd).priv_ as usize)
+        }
+    });
+    T::tmr_notify(dev, Tmf::from_raw(tmf), &mut tags);
 }
 
 unsafe extern "C" fn device_type_cb<T: Backend>(dev: *mut bindings::se_device) -> u32 {

@@ -53,8 +53,13 @@ module! {
     alias: ["target_core_user"],
 }
 
-/// Mailbox capabilities implemented so far.
-const MB_FLAGS: u16 = abi::TCMU_MAILBOX_FLAG_CAP_OOOC | abi::TCMU_MAILBOX_FLAG_CAP_READ_LEN;
+/// Mailbox capabilities: all four of the C module.
+const MB_FLAGS: u16 = abi::TCMU_MAILBOX_FLAG_CAP_OOOC
+    | abi::TCMU_MAILBOX_FLAG_CAP_READ_LEN
+    | abi::TCMU_MAILBOX_FLAG_CAP_TMR
+    | abi::TCMU_MAILBOX_FLAG_CAP_KEEP_BUF;
+/// Tags of commands in the qfull queue (ring commands are tagged with their cmd_id).
+const QUEUED_TAG: usize = 1 << 20;
 /// Defaults the C module applies at `enable`.
 const DEF_HW_BLOCK_SIZE: u32 = 512;
 const DEF_HW_MAX_SECTORS: u32 = 128;
@@ -90,6 +95,8 @@ struct Settings {
     qfull_time_out_ms: AtomicI64,
     /// `action/block_dev`: new commands are refused with `LUN BUSY`.
     blocked: AtomicBool,
+    /// `tmr_notification`: task management functions are passed to the handler.
+    tmr_notification: AtomicBool,
 }
 
 impl Settings {
@@ -170,6 +177,12 @@ impl ArcWorkCallback for Ring {
     }
 }
 
+/// A TMR notification for the handler.
+struct Tmr {
+    tmr_type: u8,
+    cmd_ids: KVec<u16>,
+}
+
 /// A command waiting for ring or data space.
 struct Queued {
     cmd: PendingCmd<User>,
@@ -182,6 +195,8 @@ struct Inflight {
     /// and blocks until it completes it (that late completion is ignored) or the ring is reset.
     cmd: Option<PendingCmd<User>>,
     deadline: Option<Jiffies>,
+    /// Completed with `KEEP_BUF`: the handler still uses the blocks until `free_kept_buf`.
+    kept: bool,
     /// Data blocks: first the Data-Out (or Data-In) ones, then the bidi Data-In ones.
     dbis: KVec<u32>,
     n_first: usize,
@@ -198,6 +213,10 @@ struct RingState {
     inflight: usize,
     /// Commands waiting for ring or data space, oldest first.
     qfull: Fifo<Queued>,
+    /// TMR notifications waiting for ring space.
+    tmr_queue: Fifo<Tmr>,
+    /// Next tag of a queued command.
+    qseq: usize,
     /// Set when the handler broke the protocol: nothing more is reaped or queued.
     broken: bool,
     /// Set at teardown: nothing more happens on this ring.
@@ -359,6 +378,8 @@ impl Ring {
                     cmds,
                     inflight: 0,
                     qfull: Fifo::new(),
+                    tmr_queue: Fifo::new(),
+                    qseq: 0,
                     broken: false,
                     dead: false,
                 }),
@@ -394,6 +415,8 @@ impl Ring {
                     return Err(cmd.reject(TCM_OUT_OF_RESOURCES));
                 };
                 let deadline = deadline_in(wait);
+                cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
+                st.qseq = st.qseq.wrapping_add(1);
                 // A failed push drops (and so fails) the command.
                 let _ = st.qfull.push(Queued { cmd, deadline });
                 drop(st);
@@ -468,6 +491,7 @@ impl Ring {
             cmds,
             inflight,
             broken,
+            tmr_queue,
             ..
         } = &mut *st;
         for slot in cmds.iter_mut() {
@@ -483,12 +507,139 @@ impl Ring {
             }
         }
         *inflight = 0;
+        // After a reset the handler starts afresh: queued TMRs are no longer relevant.
+        while tmr_queue.pop().is_some() {}
         ring.reset();
         self.area.write_u32(abi::MAILBOX_CMD_TAIL_OFFSET, 0);
         fence(Ordering::Release);
         self.area.write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, 0);
         *broken = false;
         self.run_qfull(&mut st)
+    }
+
+    /// Handles a task management function: aborted commands still waiting for space are
+    /// completed with `TASK ABORTED`; if `tmr_notification` is on, the handler gets a
+    /// `TCMU_OP_TMR` entry with the ids of the aborted commands on the ring. Returns whether
+    /// the handler must be woken up.
+    fn tmr(&self, tmr_type: u8, tags: &[usize]) -> bool {
+        let mut st = self.st.lock();
+        if st.dead {
+            return false;
+        }
+        st.qfull.take_where(
+            |q| tags.contains(&q.cmd.tag()),
+            |q| q.cmd.complete(target::SAM_STAT_TASK_ABORTED),
+        );
+        if !self.settings.tmr_notification.load(Ordering::Relaxed) || st.broken {
+            return false;
+        }
+        let mut cmd_ids = KVec::new();
+        for &t in tags {
+            if (1..=MAX_CMD_ID).contains(&t) && cmd_ids.push(t as u16, GFP_NOIO).is_err() {
+                return false;
+            }
+        }
+        let tmr = Tmr { tmr_type, cmd_ids };
+        if !st.tmr_queue.is_empty() {
+            let _ = st.tmr_queue.push(tmr);
+            return false;
+        }
+        match self.try_tmr(&mut st, tmr) {
+            Ok(()) => true,
+            Err(tmr) => {
+                let _ = st.tmr_queue.push(tmr);
+                false
+            }
+        }
+    }
+
+    /// Puts a TMR entry on the ring, or gives it back if there is no room.
+    fn try_tmr(&self, st: &mut RingState, tmr: Tmr) -> Result<(), Tmr> {
+        let Some(size) = entry::tmr_entry_size(tmr.cmd_ids.len()) else {
+            return Ok(());
+        };
+        if size > (self.cmdr_size / 2) as usize {
+            // Cannot ever fit: drop it (the handler learns of the aborts by timeouts).
+            return Ok(());
+        }
+        let Some(place) = st.ring.reserve(size as u32, Opcode::Tmr) else {
+            return Err(tmr);
+        };
+        let mut sink = AreaSink(&self.area);
+        let cmdr = CMDR_OFF as usize;
+        if let Some((off, len)) = place.pad {
+            entry::write_pad(&mut sink, cmdr, off as usize, len as usize);
+        }
+        entry::write_tmr(&mut sink, cmdr, place.offset as usize, tmr.tmr_type, &tmr.cmd_ids);
+        fence(Ordering::Release);
+        self.area.write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, st.ring.head());
+        Ok(())
+    }
+
+    /// Moves waiting TMR notifications to the ring while there is room.
+    fn run_tmr_queue(&self, st: &mut RingState) -> bool {
+        let mut queued = false;
+        while let Some(tmr) = st.tmr_queue.pop() {
+            match self.try_tmr(st, tmr) {
+                Ok(()) => queued = true,
+                Err(tmr) => {
+                    st.tmr_queue.unpop(tmr);
+                    break;
+                }
+            }
+        }
+        queued
+    }
+
+    /// Frees the blocks of a command completed with `KEEP_BUF` (`action/free_kept_buf`).
+    /// Returns whether the handler must be woken up.
+    fn free_kept_buf(&self, cmd_id: u16) -> Result<bool> {
+        let mut st = self.st.lock();
+        let RingState {
+            blocks,
+            cmds,
+            inflight,
+            ..
+        } = &mut *st;
+        let Some(slot) = cmds.get_mut(usize::from(cmd_id)).filter(|s| s.is_some()) else {
+            pr_warn_ratelimited!("free_kept_buf: cmd_id {} not found\n", cmd_id);
+            return Err(EINVAL);
+        };
+        if !slot.as_ref().is_some_and(|inf| inf.kept) {
+            pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", cmd_id);
+            return Err(EINVAL);
+        }
+        if let Some(inf) = slot.take() {
+            blocks.free(&inf.dbis);
+            *inflight -= 1;
+        }
+        // Only data space was freed: retry commands unless TMRs wait (as C).
+        Ok(st.tmr_queue.is_empty() && self.run_qfull(&mut st))
+    }
+
+    /// Frees the buffers kept for a handler that closed the device: a new handler cannot know
+    /// about them.
+    fn release_kept(&self) {
+        let mut st = self.st.lock();
+        let RingState {
+            blocks,
+            cmds,
+            inflight,
+            ..
+        } = &mut *st;
+        let mut freed = false;
+        for slot in cmds.iter_mut() {
+            if slot.as_ref().is_some_and(|inf| inf.kept) {
+                if let Some(inf) = slot.take() {
+                    blocks.free(&inf.dbis);
+                    *inflight -= 1;
+                    freed = true;
+                }
+            }
+        }
+        if freed && st.tmr_queue.is_empty() {
+            self.run_qfull(&mut st);
+        }
     }
 
     /// Puts `cmd` on the ring; returns its deadline.
@@ -592,9 +743,11 @@ impl Ring {
         let tmo = self.settings.cmd_time_out_ms.load(Ordering::Relaxed);
         let deadline = (tmo > 0).then(|| deadline_in(tmo));
         if let Some(slot) = st.cmds.get_mut(cmd_id as usize) {
+            cmd.set_tag(usize::from(cmd_id));
             *slot = Some(Inflight {
                 cmd: Some(cmd),
                 deadline,
+                kept: false,
                 dbis,
                 n_first: n_first as usize,
                 info,
@@ -675,7 +828,12 @@ impl Ring {
             st.broken = true;
             return false;
         }
-        self.run_qfull(&mut st)
+        // TMR notifications first; commands only once none waits (as C).
+        let tmrs = self.run_tmr_queue(&mut st);
+        if !st.tmr_queue.is_empty() {
+            return tmrs;
+        }
+        self.run_qfull(&mut st) || tmrs
     }
 
     fn reap_to(&self, st: &mut RingState, tail: u32) -> Result<(), &'static str> {
@@ -711,17 +869,28 @@ impl Ring {
                     read_len: self.area.read_u32(off + abi::RSP_READ_LEN_OFFSET).ok_or("entry")?,
                 };
                 let hdr = response::decode_header(&raw, slot.len_op).map_err(|_| "bad entry")?;
-                let Some(inf) = cmds.get_mut(hdr.cmd_id as usize).and_then(Option::take) else {
+                let Some(entry) = cmds.get_mut(hdr.cmd_id as usize) else {
                     return Err("unknown cmd_id");
                 };
-                *inflight -= 1;
+                let Some(inf) = entry.as_mut() else {
+                    return Err("unknown cmd_id");
+                };
+                if inf.kept {
+                    return Err("cmd_id already completed with KEEP_BUF");
+                }
                 // A command that timed out was failed already: its late completion only
-                // releases the entry and blocks.
-                if let Some(cmd) = inf.cmd {
+                // releases the entry (and the blocks, unless kept).
+                if let Some(cmd) = inf.cmd.take() {
                     let kind = response::decode_status(&raw, &inf.info);
                     self.complete(pages, cmd, &inf.dbis, inf.n_first, kind, off);
                 }
-                blocks.free(&inf.dbis);
+                if hdr.keep_buf {
+                    inf.kept = true;
+                    inf.deadline = None;
+                } else if let Some(inf) = entry.take() {
+                    *inflight -= 1;
+                    blocks.free(&inf.dbis);
+                }
             }
             reaper.consume().map_err(|_| "ring")?;
         }
@@ -835,6 +1004,7 @@ impl uio::Operations for Ring {
     }
 
     fn release(&self) {
+        self.release_kept();
         self.open.store(false, Ordering::Release);
     }
 
@@ -877,6 +1047,7 @@ const A_CMD_RING_SIZE_MB: usize = 4;
 const A_DEV_CONFIG: usize = 5;
 const A_DEV_SIZE: usize = 6;
 const A_NL_REPLY_SUPPORTED: usize = 7;
+const A_TMR_NOTIFICATION: usize = 8;
 // Device actions (`<dev>/action`).
 const ACT_BLOCK_DEV: usize = 0;
 const ACT_RESET_RING: usize = 1;
@@ -911,6 +1082,7 @@ impl Backend for User {
         AttrDef::rw(c_str!("dev_config")),
         AttrDef::rw(c_str!("dev_size")),
         AttrDef::rw(c_str!("nl_reply_supported")),
+        AttrDef::rw(c_str!("tmr_notification")),
     ];
     const ACTION_ATTRS: &'static [AttrDef] = &[
         AttrDef::rw(c_str!("block_dev")),
@@ -925,6 +1097,9 @@ impl Backend for User {
             A_QFULL_TIME_OUT => {
                 let q = st.qfull_time_out_ms.load(Ordering::Relaxed);
                 writeln!(f, "{}", if q <= 0 { q } else { q / 1000 })
+            }
+            A_TMR_NOTIFICATION => {
+                writeln!(f, "{}", u8::from(st.tmr_notification.load(Ordering::Relaxed)))
             }
             _ => {
                 let p = dev.cfg.lock();
@@ -986,6 +1161,13 @@ impl Backend for User {
                     p.set_dev_config(v);
                 }
             }
+            A_TMR_NOTIFICATION => match kstrto::kstrtou8(data).map_err(kerr)? {
+                v @ (0 | 1) => st.tmr_notification.store(v == 1, Ordering::Relaxed),
+                v => {
+                    pr_warn_ratelimited!("invalid tmr_notification value {}\n", v);
+                    return Err(EINVAL);
+                }
+            },
             A_NL_REPLY_SUPPORTED => {
                 let v = kstrto::kstrtoll(data).map_err(kerr)?;
                 let v = i8::try_from(v).map_err(|_| ERANGE)?;
@@ -1032,10 +1214,9 @@ impl Backend for User {
             },
             ACT_FREE_KEPT_BUF => {
                 let id = kstrto::kstrtou16(data).map_err(kerr)?;
-                // KEEP_BUF is not offered (the mailbox does not advertise it): no command
-                // ever keeps its buffer.
-                pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", id);
-                return Err(EINVAL);
+                if ring.free_kept_buf(id)? {
+                    reg.notify();
+                }
             }
             _ => return Err(EINVAL),
         }
@@ -1052,6 +1233,7 @@ impl Backend for User {
                 cmd_time_out_ms: AtomicU64::new(TCMU_TIME_OUT_MS),
                 qfull_time_out_ms: AtomicI64::new(-1),
                 blocked: AtomicBool::new(false),
+                tmr_notification: AtomicBool::new(false),
             },
             GFP_KERNEL,
         );
@@ -1151,6 +1333,29 @@ impl Backend for User {
             Err(e) => {
                 pr_warn_ratelimited!("invalid control parameters\n");
                 Err(Error::from_errno(e.to_errno()))
+            }
+        }
+    }
+
+    fn tmr_notify(dev: &Device<Self>, tmf: target::Tmf, aborted: &mut dyn Iterator<Item = usize>) {
+        let mut tags = KVec::new();
+        for t in aborted {
+            if t != 0 && tags.push(t, GFP_NOIO).is_err() {
+                break;
+            }
+        }
+        let tmr_type = match tmf {
+            target::Tmf::AbortTask => abi::TCMU_TMR_ABORT_TASK,
+            target::Tmf::AbortTaskSet => abi::TCMU_TMR_ABORT_TASK_SET,
+            target::Tmf::ClearAca => abi::TCMU_TMR_CLEAR_ACA,
+            target::Tmf::ClearTaskSet => abi::TCMU_TMR_CLEAR_TASK_SET,
+            target::Tmf::LunReset => abi::TCMU_TMR_LUN_RESET,
+            target::Tmf::Other => abi::TCMU_TMR_UNKNOWN,
+        };
+        let uio = dev.uio.lock();
+        if let Some(reg) = uio.as_ref() {
+            if reg.data().tmr(tmr_type, &tags) {
+                reg.notify();
             }
         }
     }
