@@ -106,4 +106,23 @@ for m in tcmu_rs target_core_user; do
 	rmmod tcm_loop "$m" 2>/dev/null
 done
 
+
+# Layer 6: robustness: create/enable/destroy cycles with a handler attached (kmemleak on the
+# debug flavour), and teardown under load with the handler stopped or killed, on each module.
+layer() { # name command...
+	local name=$1; shift
+	if "$@" >/tmp/$name.log 2>&1; then
+		say "ok: $name"; echo "$name 1 0" >>"$RESULTS"
+	else
+		say "FAILED: $name"; tail -30 /tmp/$name.log; echo "$name 0 1" >>"$RESULTS"
+	fi
+}
+for m in tcmu_rs target_core_user; do
+	layer cycles-$m env TCMU_MODULE=$m CYCLES=${CYCLES:-100} bash /tcmu/cycles.sh
+	grep "cycles on" /tmp/cycles-$m.log
+	layer teardown-load-$m env TCMU_MODULE=$m bash /tcmu/teardown-load.sh
+	grep "teardown under load" /tmp/teardown-load-$m.log
+	rmmod tcm_loop "$m" 2>/dev/null
+done
+
 cat "$RESULTS"

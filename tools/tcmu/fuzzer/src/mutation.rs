@@ -253,7 +253,7 @@ pub fn bad_tail(rng: &mut Rng, kind: BadTail, tail: u32, size: u32) -> u32 {
         }
         BadTail::Beyond => match rng.below(4) {
             0 => size,
-            1 => u32::MAX - rng.below(8) as u32 * ALIGN - (ALIGN - 1) + (ALIGN - 1),
+            1 => u32::MAX - rng.below(8) as u32 * ALIGN,
             2 => size + rng.range(1, 1024) as u32 * ALIGN,
             _ => size.saturating_add(rng.next_u32() & !(ALIGN - 1)).max(size),
         },

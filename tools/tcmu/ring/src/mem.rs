@@ -185,6 +185,32 @@ impl Region {
         Ok(())
     }
 
+    /// Atomic compare-and-exchange of a naturally aligned `u32` (SeqCst):
+    /// stores `new` if the value is `current`. Returns `Ok(previous)` on
+    /// success, `Err(actual)` if the value differed.
+    ///
+    /// Raw access for tools that write where they should not (the fuzzer
+    /// puts garbage into `cmd_head` and takes it back only if the kernel
+    /// did not overwrite it meanwhile); a handler never needs it.
+    pub fn compare_exchange_u32(
+        &mut self,
+        off: u64,
+        current: u32,
+        new: u32,
+    ) -> Result<Result<u32, u32>, MemError> {
+        let p = self.at::<u32>(off)?;
+        // SAFETY: in bounds and 4-byte aligned (checked by `at`); the
+        // memory is only accessed atomically or volatilely by this process
+        // and the kernel.
+        let a = unsafe { core::sync::atomic::AtomicU32::from_ptr(p) };
+        Ok(a.compare_exchange(
+            current,
+            new,
+            core::sync::atomic::Ordering::SeqCst,
+            core::sync::atomic::Ordering::SeqCst,
+        ))
+    }
+
     /// Copies `dst.len()` bytes at `off` out of the region (volatile, byte
     /// by byte for the ring; use [`Region::slice`] for bulk data).
     pub fn read_bytes(&self, off: u64, dst: &mut [u8]) -> Result<(), MemError> {
@@ -282,6 +308,12 @@ mod tests {
         assert_eq!(r.slice(0, 4).unwrap(), &[9, 9, 9, 9]);
         r.slice_mut(8, 2).unwrap().copy_from_slice(&[7, 8]);
         assert_eq!(r.read_u16(8).unwrap(), u16::from_ne_bytes([7, 8]));
+        r.write_u32(16, 5).unwrap();
+        assert_eq!(r.compare_exchange_u32(16, 5, 6).unwrap(), Ok(5));
+        assert_eq!(r.compare_exchange_u32(16, 5, 7).unwrap(), Err(6));
+        assert_eq!(r.read_u32(16).unwrap(), 6);
+        assert!(r.compare_exchange_u32(18, 0, 1).is_err());
+        assert!(r.compare_exchange_u32(64, 0, 1).is_err());
     }
 
     #[test]

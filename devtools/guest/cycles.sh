@@ -1,0 +1,28 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Create/enable/destroy a user device CYCLES times with our handler attached to each, then
+# unload. Leaks show up in kmemleak (debug flavour) or as a failed rmmod.
+set -euo pipefail
+M=${TCMU_MODULE:-tcmu_rs}
+N=${CYCLES:-100}
+HBA=/sys/kernel/config/target/core/user_5
+modprobe "$M"
+/tcmu/tcmu-rs-handler --wait >/tmp/cycles-handler.log 2>&1 &
+HPID=$!
+mkdir -p "$HBA"
+for i in $(seq "$N"); do
+	d=$HBA/c$i
+	mkdir "$d"
+	echo -n "dev_config=null/c$i,dev_size=1048576" >"$d/control"
+	echo 1 >"$d/enable"
+	# Wait until the handler has the device open (it maps the ring at once).
+	for j in $(seq 50); do
+		grep -q "tcm-user/.*/c$i/" /proc/$HPID/maps 2>/dev/null && break
+		sleep 0.02
+	done
+	rmdir "$d"
+done
+rmdir "$HBA"
+kill "$HPID"; wait "$HPID" || true
+rmmod "$M"
+echo "cycles on $M: $N create/enable/destroy cycles OK"

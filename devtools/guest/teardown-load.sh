@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Teardown under load: fio runs through tcm_loop while the handler is stopped (SIGSTOP) or
+# killed (SIGKILL); removing the LUN and the device must finish within cmd_time_out + 5 s.
+set -euo pipefail
+M=${TCMU_MODULE:-tcmu_rs}
+TMO=4
+CFG=/sys/kernel/config/target
+D=$CFG/core/user_6/load
+WWN=naa.5001405000000061
+TPG=$CFG/loopback/$WWN/tpgt_1
+modprobe "$M"
+modprobe tcm_loop
+
+run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
+	mkdir -p "$D"
+	echo -n "dev_config=ram/load,dev_size=$((32 << 20))" >"$D/control"
+	echo "$TMO" >"$D/attrib/cmd_time_out"
+	echo 1 >"$D/enable"
+	/tcmu/tcmu-rs-handler --wait >/tmp/load-handler.log 2>&1 &
+	local hpid=$!
+	mkdir -p "$TPG/lun/lun_0"
+	echo -n naa.5001405000000062 >"$TPG/nexus"
+	ln -s "$D" "$TPG/lun/lun_0/l"
+	local sd= i b
+	for i in $(seq 100); do
+		for b in /sys/block/sd*; do
+			[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && sd=${b##*/}
+		done
+		[ -n "$sd" ] && break
+		sleep 0.1
+	done
+	[ -n "$sd" ] || { echo "no disk"; return 1; }
+	fio --name=load --filename="/dev/$sd" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
+		--direct=1 --time_based --runtime=60 --size=32M >/tmp/load-fio.log 2>&1 &
+	local fpid=$!
+	sleep 2
+	if [ "$1" = stop ]; then kill -STOP "$hpid"; else kill -KILL "$hpid"; fi
+	local t0=$(date +%s)
+	rm "$TPG/lun/lun_0/l"
+	rmdir "$TPG/lun/lun_0" "$TPG" "$CFG/loopback/$WWN"
+	rmdir "$D"
+	local dt=$(($(date +%s) - t0))
+	kill -KILL "$hpid" 2>/dev/null || true
+	wait "$hpid" 2>/dev/null || true
+	wait "$fpid" 2>/dev/null || true
+	echo "teardown under load with the handler $1: ${dt}s"
+	[ "$dt" -le $((TMO + 5)) ] || { echo "teardown took too long"; return 1; }
+}
+run stop
+run kill
+rmdir "$CFG/loopback" "$CFG/core/user_6"
+rmmod tcm_loop "$M"
+echo "teardown-load on $M: OK"
