@@ -3,19 +3,17 @@
 # End to end with Debian's tcmu-runner (qcow handler, netlink handshake) through tcm_loop:
 # fio randrw with crc32c verification. TCMU_MODULE selects the module (tcmu_rs by default).
 set -euo pipefail
+. /tcmu/lib.sh
 M=${TCMU_MODULE:-tcmu_rs}
-CFG=/sys/kernel/config/target
 D=$CFG/core/user_7/qcow0
 WWN=naa.5001405000000071
-TPG=$CFG/loopback/$WWN/tpgt_1
 IMG=/tmp/runner-e2e.qcow2
 RPID=
 
 cleanup() {
 	set +e
-	[ -L "$TPG/lun/lun_0/q" ] && rm "$TPG/lun/lun_0/q"
-	rmdir "$TPG/lun/lun_0" "$TPG" "$CFG/loopback/$WWN" "$CFG/loopback" 2>/dev/null
-	rmdir "$D" "$CFG/core/user_7" 2>/dev/null
+	unexport_lun $WWN q
+	rmdir "$CFG/loopback" "$D" "$CFG/core/user_7" 2>/dev/null
 	[ -n "$RPID" ] && kill "$RPID" && wait "$RPID" 2>/dev/null
 	rm -f "$IMG"
 }
@@ -30,22 +28,10 @@ tcmu-runner >/tmp/tcmu-runner.out 2>&1 &
 RPID=$!
 # The runner announces SET_FEATURES at start; give it a moment.
 sleep 1
-mkdir -p "$D"
-echo -n "dev_config=qcow/$IMG,dev_size=67108864" >"$D/control"
-echo 1 >"$D/enable"
-mkdir -p "$TPG/lun/lun_0"
-echo -n naa.5001405000000072 >"$TPG/nexus"
-ln -s "$D" "$TPG/lun/lun_0/q"
-sd=
-for i in $(seq 100); do
-	# The only disk: earlier tests removed theirs.
-	for b in /sys/block/sd*; do
-		[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && sd=${b##*/}
-	done
-	[ -n "$sd" ] && break
-	sleep 0.1
-done
-[ -n "$sd" ] || { echo "no disk from tcmu-runner"; tail -20 /var/log/tcmu-runner.log; exit 1; }
+make_user_dev "$D" "dev_config=qcow/$IMG,dev_size=67108864"
+export_lun $WWN "$D" q
+# The only disk: earlier tests removed theirs.
+sd=$(wait_disk) || { echo "no disk from tcmu-runner"; tail -20 /var/log/tcmu-runner.log; exit 1; }
 echo "tcmu-runner serves /dev/$sd on $M"
 fio --name=runner --filename="/dev/$sd" --rw=randrw --bsrange=4k-256k --size=16M \
 	--verify=crc32c --iodepth=16 --ioengine=libaio --direct=1 --output=/tmp/fio-runner.txt

@@ -3,12 +3,11 @@
 # Teardown under load: fio runs through tcm_loop while the handler is stopped (SIGSTOP) or
 # killed (SIGKILL); removing the LUN and the device must finish within cmd_time_out + 5 s.
 set -euo pipefail
+. /tcmu/lib.sh
 M=${TCMU_MODULE:-tcmu_rs}
 TMO=4
-CFG=/sys/kernel/config/target
 D=$CFG/core/user_6/load
 WWN=naa.5001405000000061
-TPG=$CFG/loopback/$WWN/tpgt_1
 modprobe "$M"
 modprobe tcm_loop
 
@@ -19,26 +18,16 @@ run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
 	echo 1 >"$D/enable"
 	/tcmu/tcmu-rs-handler --wait >/tmp/load-handler.log 2>&1 &
 	local hpid=$!
-	mkdir -p "$TPG/lun/lun_0"
-	echo -n naa.5001405000000062 >"$TPG/nexus"
-	ln -s "$D" "$TPG/lun/lun_0/l"
-	local sd= i b
-	for i in $(seq 100); do
-		for b in /sys/block/sd*; do
-			[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && sd=${b##*/}
-		done
-		[ -n "$sd" ] && break
-		sleep 0.1
-	done
-	[ -n "$sd" ] || { echo "no disk"; return 1; }
+	export_lun $WWN "$D" l
+	local sd
+	sd=$(wait_disk) || { echo "no disk"; return 1; }
 	fio --name=load --filename="/dev/$sd" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
 		--direct=1 --time_based --runtime=60 --size=32M >/tmp/load-fio.log 2>&1 &
 	local fpid=$!
 	sleep 2
 	if [ "$1" = stop ]; then kill -STOP "$hpid"; else kill -KILL "$hpid"; fi
 	local t0=$(date +%s)
-	rm "$TPG/lun/lun_0/l"
-	rmdir "$TPG/lun/lun_0" "$TPG" "$CFG/loopback/$WWN"
+	unexport_lun $WWN l
 	rmdir "$D"
 	local dt=$(($(date +%s) - t0))
 	kill -KILL "$hpid" 2>/dev/null || true

@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for the guest test scripts. Sourced.
+
+CFG=/sys/kernel/config/target
+
+# make_user_dev DEV CONTROL: create and enable a user device with the given control string.
+make_user_dev() {
+	mkdir -p "$1"
+	echo -n "$2" >"$1/control"
+	echo 1 >"$1/enable"
+}
+
+# export_lun WWN DEV NAME: a tcm_loop target naa.WWN with LUN 0 linked (as NAME) to DEV;
+# the nexus is created first, as tcm_loop wants it before the LUN.
+export_lun() {
+	local tpg=$CFG/loopback/$1/tpgt_1
+	mkdir -p "$tpg/lun/lun_0"
+	echo -n "${1%?}f" >"$tpg/nexus"
+	ln -s "$2" "$tpg/lun/lun_0/$3"
+}
+
+# unexport_lun WWN NAME: undoes export_lun; tolerates a partial setup.
+unexport_lun() {
+	local tpg=$CFG/loopback/$1/tpgt_1
+	[ -L "$tpg/lun/lun_0/$2" ] && rm "$tpg/lun/lun_0/$2"
+	rmdir "$tpg/lun/lun_0" "$tpg" "$CFG/loopback/$1" 2>/dev/null || true
+}
+
+# wait_disk: prints the name of the (only) SCSI disk with a size, waiting up to 10 s.
+wait_disk() {
+	local i b sd=
+	for i in $(seq 100); do
+		for b in /sys/block/sd*; do
+			[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && sd=${b##*/}
+		done
+		[ -n "$sd" ] && { echo "$sd"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
