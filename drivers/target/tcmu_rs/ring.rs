@@ -282,8 +282,9 @@ impl<S: DerefMut<Target = [u32]>> CmdRing<S> {
     /// Advances `offset` by `len` bytes around the ring.
     fn advance(&self, offset: u32, len: u32) -> u32 {
         let sum = u64::from(offset) + u64::from(len);
-        // The result is < size, which fits in a u32.
-        (sum % u64::from(self.size)) as u32
+        // The result is < size, which fits in a u32. `size` is never 0 (see `new`); the
+        // checked form keeps a panic path out of the kernel anyway.
+        sum.checked_rem(u64::from(self.size)).unwrap_or(0) as u32
     }
 
     /// Reserves space for an entry of `len` bytes with opcode `op`.
