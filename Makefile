@@ -6,11 +6,14 @@
 #                 "N passed, N failed"
 #
 # Variables: FLAVOUR=base|debug (debug = KASAN, lockdep, kmemleak), ACCEL=tcg|kvm|auto,
-# TCMU_CACHE=dir (default ~/.cache/tcmu-rs), JOBS=n.
+# TCMU_CACHE=dir (default ~/.cache/tcmu-rs), JOBS=n, LONG=1 (long fuzzing run),
+# FUZZ_MUTATIONS=n (mutations of the hostile-handler test).
 
 SHELL := /bin/bash
 export FLAVOUR ?= base
 export ACCEL ?= tcg
+# LONG=1: long runs of the randomized tests (1000000 fuzzer mutations instead of 20000).
+export LONG ?= 0
 
 .PHONY: all run check deps kernel modules host-test vm-check vm clean-cache
 

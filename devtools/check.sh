@@ -26,9 +26,21 @@ host_tests() {
 }
 
 build_tools() {
-	log "tools: cargo build --release (tcmu-rs-handler)"
-	(cd "$TOP/tools/tcmu" && cargo build --release -q -p tcmu-handler)
+	log "tools: cargo build --release (tcmu-rs-handler, tcmu-rs-fuzzer)"
+	(cd "$TOP/tools/tcmu" && cargo build --release -q -p tcmu-handler -p tcmu-fuzzer)
 }
+
+# Mutations of the hostile-handler layer (fuzz-handler.sh): LONG=1 (make check LONG=1) for a
+# long run; FUZZ_MUTATIONS overrides both.
+if [ "${LONG:-0}" = 1 ]; then
+	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-1000000}
+else
+	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000}
+fi
+[[ $FUZZ_MUTATIONS =~ ^[0-9]+$ ]] || die "FUZZ_MUTATIONS must be a number"
+# The guest run's time limit grows with the fuzzing time (fuzz-handler.sh fuzzes for at most
+# max(90, FUZZ_MUTATIONS / 200) seconds).
+fuzz_secs() { local t=$((FUZZ_MUTATIONS / 200)); echo $((t > 90 ? t : 90)); }
 
 build_selftests() {
 	local out=$BUILD/kselftest/tcmu
@@ -37,6 +49,8 @@ build_selftests() {
 		-o "$out/tcmu_basic" "$SRC/tools/testing/selftests/tcmu/tcmu_basic.c"
 	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
 		-o "$out/tcmu_ring" "$SRC/tools/testing/selftests/tcmu/tcmu_ring.c" -lpthread
+	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
+		-o "$out/tcmu_fail" "$SRC/tools/testing/selftests/tcmu/tcmu_fail.c" -lpthread
 }
 
 guest_tests() {
@@ -53,9 +67,12 @@ guest_tests() {
 	bash "$TOP/devtools/vm.sh" --out "$RES/out" \
 		--file "$BUILD/kselftest/tcmu/tcmu_basic:/tcmu/selftests/tcmu_basic" \
 		--file "$BUILD/kselftest/tcmu/tcmu_ring:/tcmu/selftests/tcmu_ring" \
+		--file "$BUILD/kselftest/tcmu/tcmu_fail:/tcmu/selftests/tcmu_fail" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
+		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
-		-- 'sh /tcmu/check.sh' || rc=$?
+		--timeout $((900 + $(fuzz_secs))) \
+		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	# A guest that crashed, hung or logged a kernel warning fails the run.
 	[ $rc = 0 ] || echo "guest-vm 0 1" >>"$RES/results"

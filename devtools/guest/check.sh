@@ -52,7 +52,7 @@ echo "module $p $f" >>"$RESULTS"
 kselftest() { # module other
 	modprobe "$1" || { echo "kselftest-$1 0 1" >>"$RESULTS"; return; }
 	sp=0 sf=0
-	for t in tcmu_basic tcmu_ring; do
+	for t in tcmu_basic tcmu_ring tcmu_fail; do
 		out=/tmp/kselftest-$1-$t.log
 		TCMU_MODULE=$1 TCMU_OTHER_MODULE=$2 "$SELFTESTS/$t" 2>&1 | tee "$out"
 		totals=$(grep '^# Totals:' "$out" | tail -1)
@@ -124,5 +124,12 @@ for m in tcmu_rs target_core_user; do
 	grep "teardown under load" /tmp/teardown-load-$m.log
 	rmmod tcm_loop "$m" 2>/dev/null
 done
+
+# Layer 7: a hostile handler (tcmu-rs-fuzzer) corrupting the shared memory protocol while fio
+# runs, then recovery with our handler and a verified fio. tcmu_rs only: the C module trusts
+# the shared memory and may crash under it.
+layer fuzz-tcmu_rs env FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000} bash /tcmu/fuzz-handler.sh
+say "fuzz: $(grep -m1 '^fuzzer: [0-9]* mutations' /tmp/fuzz-tcmu_rs.log)"
+rmmod tcm_loop tcmu_rs 2>/dev/null
 
 cat "$RESULTS"

@@ -282,8 +282,14 @@ impl<T: Backend> Device<T> {
 
     /// Whether write-cache emulation is on (`emulate_write_cache`).
     pub fn write_cache(&self) -> bool {
-        // SAFETY: Read of a plain integer field of this device.
-        unsafe { (*self.raw()).dev_attrib.emulate_write_cache }
+        // SAFETY: Read of a plain field of this device.
+        unsafe { core::ptr::read_volatile(&raw const (*self.raw()).dev_attrib.emulate_write_cache) }
+    }
+
+    /// Turns write-cache emulation on or off.
+    pub fn set_write_cache(&self, on: bool) {
+        // SAFETY: Write of a plain field of this device, as configfs stores do.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.raw()).dev_attrib.emulate_write_cache, on) }
     }
 }
 
@@ -608,21 +614,25 @@ fn copy_name<const N: usize>(dst: &mut [c_char; N], src: &CStr) -> Result {
 
 impl<T: Backend> Registration<T> {
     /// Registers backend `T` with module-wide data `data`. Its devices get LIO's passthrough
-    /// attributes plus [`Backend::DEV_ATTRS`] under `<dev>/attrib`, and
+    /// attributes (with the persistent reservation ones) plus [`Backend::DEV_ATTRS`] under
+    /// `<dev>/attrib`, and
     /// [`Backend::ACTION_ATTRS`] under `<dev>/action`.
     ///
     /// Fails with `EEXIST` if a backend of the same name is registered already.
     pub fn new(module: &'static ThisModule, data: T::Data) -> Result<Self> {
         let dev_attrs = AttrSet::new(
             module,
-            (&raw const bindings::passthrough_attrib_attrs).cast(),
+            &[
+                (&raw const bindings::passthrough_attrib_attrs).cast(),
+                (&raw const bindings::passthrough_pr_attrib_attrs).cast(),
+            ],
             T::DEV_ATTRS,
             &show_fns::<T, GROUP_ATTRIB>(),
             &store_fns::<T, GROUP_ATTRIB>(),
         )?;
         let action_attrs = AttrSet::new(
             module,
-            ptr::null(),
+            &[],
             T::ACTION_ATTRS,
             &show_fns::<T, GROUP_ACTION>(),
             &store_fns::<T, GROUP_ACTION>(),
@@ -725,7 +735,7 @@ type StoreFn = unsafe extern "C" fn(*mut bindings::config_item, *const c_char, u
 impl AttrSet {
     fn new(
         module: &'static ThisModule,
-        base: *const *mut bindings::configfs_attribute,
+        bases: &[*const *mut bindings::configfs_attribute],
         defs: &[AttrDef],
         show: &[ShowFn],
         store: &[StoreFn],
@@ -735,16 +745,18 @@ impl AttrSet {
         }
         let mut attrs = KVec::new();
         let mut ptrs = KVec::new();
-        let mut i = 0;
-        while !base.is_null() {
-            // SAFETY: `base` is a NULL-terminated array exported by the built-in target core,
-            // which never changes it; `i` stays within it.
-            let a = unsafe { *base.add(i) };
-            if a.is_null() {
-                break;
+        for &base in bases {
+            let mut i = 0;
+            loop {
+                // SAFETY: `base` is a NULL-terminated array exported by the built-in target
+                // core, which never changes it; `i` stays within it.
+                let a = unsafe { *base.add(i) };
+                if a.is_null() {
+                    break;
+                }
+                ptrs.push(a, GFP_KERNEL)?;
+                i += 1;
             }
-            ptrs.push(a, GFP_KERNEL)?;
-            i += 1;
         }
         for (i, d) in defs.iter().enumerate() {
             // SAFETY: All-zero is an unset attribute; the fields are set below.

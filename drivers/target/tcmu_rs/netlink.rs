@@ -160,6 +160,16 @@ pub(crate) struct DevEvent<'a> {
     pub(crate) dev_index: u32,
     /// The device's `nl_reply_supported` (negative: never wait).
     pub(crate) nl_reply_supported: i32,
+    /// The change a `RECONFIG_DEVICE` event announces.
+    pub(crate) reconfig: Reconfig<'a>,
+}
+
+/// The attribute a `RECONFIG_DEVICE` event carries.
+pub(crate) enum Reconfig<'a> {
+    None,
+    DevConfig(&'a CStr),
+    DevSize(u64),
+    WriteCache(u8),
 }
 
 impl Nl {
@@ -189,6 +199,12 @@ impl Nl {
             msg.put_string(abi::TCMU_ATTR_DEVICE, ev.uio_name)?;
             msg.put_u32(abi::TCMU_ATTR_MINOR, ev.minor)?;
             msg.put_u32(abi::TCMU_ATTR_DEVICE_ID, ev.dev_index)?;
+            match ev.reconfig {
+                Reconfig::None => {}
+                Reconfig::DevConfig(c) => msg.put_string(abi::TCMU_ATTR_DEV_CFG, c)?,
+                Reconfig::DevSize(s) => msg.put_u64(abi::TCMU_ATTR_DEV_SIZE, s, abi::TCMU_ATTR_PAD)?,
+                Reconfig::WriteCache(w) => msg.put_u8(abi::TCMU_ATTR_WRITECACHE, w)?,
+            }
             msg.multicast(0)
         })();
         // Nobody listening is fine for an addition: the handler may not be up yet.

@@ -1048,20 +1048,35 @@ const A_DEV_CONFIG: usize = 5;
 const A_DEV_SIZE: usize = 6;
 const A_NL_REPLY_SUPPORTED: usize = 7;
 const A_TMR_NOTIFICATION: usize = 8;
+const A_EMULATE_WRITE_CACHE: usize = 9;
 // Device actions (`<dev>/action`).
 const ACT_BLOCK_DEV: usize = 0;
 const ACT_RESET_RING: usize = 1;
 const ACT_FREE_KEPT_BUF: usize = 2;
 
-fn kerr(e: kstrto::KstrtoError) -> Error {
-    Error::from_errno(e.to_errno())
+/// For an enabled device, announces a change to the handler (`RECONFIG_DEVICE`) and returns
+/// its answer; `ESRCH` when no handler listens, as in C. Nothing to do before `enable`.
+fn reconfig(dev: &Device<User>, r: netlink::Reconfig<'_>) -> Result {
+    // Lock order: `cfg` before `uio`.
+    let nl_reply_supported = dev.cfg.lock().nl_reply_supported;
+    let uio = dev.uio.lock();
+    let Some(reg) = uio.as_ref() else {
+        return Ok(());
+    };
+    let ev = netlink::DevEvent {
+        uio_name: reg.name(),
+        minor: reg.minor(),
+        dev_index: dev.index(),
+        nl_reply_supported,
+        reconfig: r,
+    };
+    netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_RECONFIG_DEVICE, &ev).inspect_err(
+        |_| pr_warn_ratelimited!("unable to reconfigure device\n"),
+    )
 }
 
-impl UserDev {
-    /// The device's ring once it is enabled.
-    fn ring(&self) -> Option<Arc<Ring>> {
-        self.uio.lock().as_ref().map(|r| r.data().clone())
-    }
+fn kerr(e: kstrto::KstrtoError) -> Error {
+    Error::from_errno(e.to_errno())
 }
 
 impl Backend for User {
@@ -1083,6 +1098,7 @@ impl Backend for User {
         AttrDef::rw(c_str!("dev_size")),
         AttrDef::rw(c_str!("nl_reply_supported")),
         AttrDef::rw(c_str!("tmr_notification")),
+        AttrDef::rw(c_str!("emulate_write_cache")),
     ];
     const ACTION_ATTRS: &'static [AttrDef] = &[
         AttrDef::rw(c_str!("block_dev")),
@@ -1101,6 +1117,7 @@ impl Backend for User {
             A_TMR_NOTIFICATION => {
                 writeln!(f, "{}", u8::from(st.tmr_notification.load(Ordering::Relaxed)))
             }
+            A_EMULATE_WRITE_CACHE => writeln!(f, "{}", u8::from(dev.write_cache())),
             _ => {
                 let p = dev.cfg.lock();
                 match id {
@@ -1144,22 +1161,25 @@ impl Backend for User {
                 };
                 st.qfull_time_out_ms.store(ms, Ordering::Relaxed);
             }
-            A_DEV_CONFIG | A_DEV_SIZE => {
-                if dev.ring().is_some() {
-                    // The C module sends a RECONFIG_DEVICE netlink event here: not done yet.
-                    pr_warn_ratelimited!("reconfiguring an enabled device is not supported yet\n");
+            A_DEV_CONFIG => {
+                let v = data.split(|&b| b == 0).next().unwrap_or(&[]);
+                if v.is_empty() || v.len() > params::TCMU_CONFIG_LEN - 1 {
                     return Err(EINVAL);
                 }
-                let mut p = dev.cfg.lock();
-                if id == A_DEV_SIZE {
-                    p.dev_size = kstrto::kstrtoull(data).map_err(kerr)?;
-                } else {
-                    let v = data.split(|&b| b == 0).next().unwrap_or(&[]);
-                    if v.is_empty() || v.len() > params::TCMU_CONFIG_LEN - 1 {
-                        return Err(EINVAL);
-                    }
-                    p.set_dev_config(v);
-                }
+                let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
+                let c = CString::try_from_fmt(fmt!("{}", s))?;
+                reconfig(dev, netlink::Reconfig::DevConfig(&c))?;
+                dev.cfg.lock().set_dev_config(v);
+            }
+            A_DEV_SIZE => {
+                let v = kstrto::kstrtoull(data).map_err(kerr)?;
+                reconfig(dev, netlink::Reconfig::DevSize(v))?;
+                dev.cfg.lock().dev_size = v;
+            }
+            A_EMULATE_WRITE_CACHE => {
+                let v = kstrto::kstrtou8(data).map_err(kerr)?;
+                reconfig(dev, netlink::Reconfig::WriteCache(v))?;
+                dev.set_write_cache(v != 0);
             }
             A_TMR_NOTIFICATION => match kstrto::kstrtou8(data).map_err(kerr)? {
                 v @ (0 | 1) => st.tmr_notification.store(v == 1, Ordering::Relaxed),
@@ -1246,7 +1266,16 @@ impl Backend for User {
     }
 
     fn configure_device(dev: &Device<Self>) -> Result {
-        let p = *dev.cfg.lock();
+        let global = dev.backend_data();
+        // A device that did not opt out follows the handler's SET_FEATURES (as C, this sticks
+        // even if enabling fails below).
+        let p = {
+            let mut c = dev.cfg.lock();
+            if c.nl_reply_supported >= 0 {
+                c.nl_reply_supported = i32::from(global.nl.data().reply_supported());
+            }
+            *c
+        };
         let mut uio = dev.uio.lock();
         if uio.is_some() {
             return Err(EEXIST);
@@ -1254,12 +1283,11 @@ impl Backend for User {
         let ring = Ring::new(&p, dev.settings.clone())?;
         let config = core::str::from_utf8(p.dev_config()).unwrap_or("");
         let hba = dev.hba();
-        let name = CString::try_from_fmt(fmt!(
-            "tcm-user/{}/{}/{}",
-            hba.data().host_id,
-            &*dev.name,
-            config
-        ))?;
+        let name = if config.is_empty() {
+            CString::try_from_fmt(fmt!("tcm-user/{}/{}", hba.data().host_id, &*dev.name))?
+        } else {
+            CString::try_from_fmt(fmt!("tcm-user/{}/{}/{}", hba.data().host_id, &*dev.name, config))?
+        };
         let reg = KBox::pin_init(
             uio::Registration::new(
                 &dev.backend_data().root,
@@ -1277,20 +1305,12 @@ impl Backend for User {
             max_sectors: if hw.max_sectors == 0 { DEF_HW_MAX_SECTORS } else { hw.max_sectors },
             queue_depth: DEF_HW_QUEUE_DEPTH,
         });
-        // A device that did not opt out follows the handler's SET_FEATURES.
-        let global = dev.backend_data();
-        let nl_reply = if p.nl_reply_supported >= 0 {
-            let v = i32::from(global.nl.data().reply_supported());
-            dev.cfg.lock().nl_reply_supported = v;
-            v
-        } else {
-            p.nl_reply_supported
-        };
         let ev = netlink::DevEvent {
             uio_name: reg.name(),
             minor: reg.minor(),
             dev_index: dev.index(),
-            nl_reply_supported: nl_reply,
+            nl_reply_supported: p.nl_reply_supported,
+            reconfig: netlink::Reconfig::None,
         };
         netlink::Nl::send_event(&global.nl, abi::TCMU_CMD_ADDED_DEVICE, &ev)?;
         *uio = Some(reg);
@@ -1298,13 +1318,15 @@ impl Backend for User {
     }
 
     fn destroy_device(dev: &Device<Self>) {
+        let nl_reply_supported = dev.cfg.lock().nl_reply_supported;
         let reg = dev.uio.lock().take();
         if let Some(reg) = reg {
             let ev = netlink::DevEvent {
                 uio_name: reg.name(),
                 minor: reg.minor(),
                 dev_index: dev.index(),
-                nl_reply_supported: dev.cfg.lock().nl_reply_supported,
+                nl_reply_supported,
+                reconfig: netlink::Reconfig::None,
             };
             // As in C, the handler's answer does not stop the removal.
             let _ = netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_REMOVED_DEVICE, &ev);

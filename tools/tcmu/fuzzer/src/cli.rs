@@ -113,18 +113,23 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Opti
             "--dev" => {
                 let v = value("--dev")?;
                 o.dev = Some(
-                    tcmu_handler::daemon::parse_uio_arg(&v).ok_or_else(|| format!("bad --dev {v:?}"))?,
+                    tcmu_handler::daemon::parse_uio_arg(&v)
+                        .ok_or_else(|| format!("bad --dev {v:?}"))?,
                 );
             }
             "--mutations" => o.mutations = num("--mutations", &value("--mutations")?)?,
             "--seed" => o.seed = Some(num("--seed", &value("--seed")?)?),
             "--time" => o.time = Some(secs("--time", &value("--time")?)?),
-            "--recover-every" => o.recover_every = num("--recover-every", &value("--recover-every")?)?,
+            "--recover-every" => {
+                o.recover_every = num("--recover-every", &value("--recover-every")?)?
+            }
             "--settle" => o.settle = secs("--settle", &value("--settle")?)?,
             "--only" => {
                 for k in value("--only")?.split(',').filter(|k| !k.is_empty()) {
-                    o.only
-                        .push(Mutation::from_name(k).ok_or_else(|| format!("unknown mutation {k:?} (see --list)"))?);
+                    o.only.push(
+                        Mutation::from_name(k)
+                            .ok_or_else(|| format!("unknown mutation {k:?} (see --list)"))?,
+                    );
                 }
             }
             "--sysfs" => o.sysfs = value("--sysfs")?.into(),

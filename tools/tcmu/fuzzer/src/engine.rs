@@ -74,6 +74,8 @@ pub trait Port {
     fn bad_io(&mut self, rng: &mut Rng) -> BadIo;
     /// Maps the device a second time, in some odd way.
     fn extra_mapping(&mut self, rng: &mut Rng) -> Mapping;
+    /// `echo <id> > action/free_kept_buf`.
+    fn free_kept_buf(&mut self, id: u16) -> io::Result<()>;
 }
 
 /// Tunables.
@@ -87,12 +89,12 @@ pub struct Config {
     pub recover_every: u64,
     /// Chance (num, den) that a READ/WRITE command gets a mutation.
     pub cmd_chance: (u64, u64),
-    /// Chance (num, den) of a ring-level mutation per wakeup.
+    /// Chance (num, den) of ring-level mutations per wakeup.
     pub step_chance: (u64, u64),
-    /// Class weights for per-command draws.
-    pub cmd_classes: [(Class, u32); 2],
-    /// Class weights for ring-level draws.
-    pub step_classes: [(Class, u32); 2],
+    /// Up to this many ring-level mutations in a row when they happen.
+    pub step_burst: u64,
+    /// Fatal mutations (one at a time, then a recovery).
+    pub fatal: bool,
     /// Minimum time between a recovery and the next fatal mutation, drawn
     /// in this range (ms), so that I/O progresses in between.
     pub fatal_gap_ms: (u64, u64),
@@ -115,9 +117,9 @@ impl Default for Config {
             time: None,
             recover_every: 2_000,
             cmd_chance: (2, 5),
-            step_chance: (1, 3),
-            cmd_classes: [(Class::Command, 10), (Class::Fatal, 1)],
-            step_classes: [(Class::Shared, 10), (Class::Fatal, 1)],
+            step_chance: (1, 2),
+            step_burst: 6,
+            fatal: true,
             fatal_gap_ms: (300, 1200),
             fatal_delay_ms: (20, 300),
             hold_ms: (1_500, 4_500),
@@ -154,6 +156,8 @@ pub struct Stats {
     pub recoveries: [u64; 5],
     /// Commands decoded.
     pub cmds: u64,
+    /// TMR notifications decoded.
+    pub tmrs: u64,
     /// Completions written.
     pub completions: u64,
     /// Notifications sent (including spurious ones).
@@ -171,6 +175,15 @@ pub struct Stats {
     /// Commands lost on purpose (overwrite-slot): the kernel must time them
     /// out.
     pub lost: u64,
+    /// Kept buffers freed with `free_kept_buf`.
+    pub kept_freed: u64,
+    /// `free_kept_buf` of ids not kept, refused as expected.
+    pub kept_refused: u64,
+    /// Time spent (µs) waiting, decoding, in ring-level mutations,
+    /// completing, recovering.
+    pub time_us: [u64; 5],
+    /// Time spent (µs) in ring-level mutations, by kind.
+    pub kind_us: [u64; COUNT],
     /// Longest time without a new entry outside recoveries (ms).
     pub max_quiet_ms: u64,
     /// Things that look like kernel bugs.
@@ -254,11 +267,16 @@ pub struct Engine<P: Port> {
     done_ids: VecDeque<u16>,
     /// Positions released since the last recovery (for rewinds).
     released: VecDeque<u32>,
+    /// Ids completed with `KEEP_BUF` since the last recovery.
+    kept: Vec<u16>,
     tail_dirty: bool,
     start: Instant,
     last_entry: Instant,
     last_recovery: Instant,
     fatal_allowed_at: Instant,
+    /// The next fatal mutation, drawn at each recovery and applied at the
+    /// first opportunity after `fatal_allowed_at`.
+    next_fatal: Option<Mutation>,
     /// A fatal mutation was done: recover at this time.
     recover_at: Option<Instant>,
     since_recovery: u64,
@@ -318,11 +336,13 @@ impl<P: Port> Engine<P> {
             pending: Vec::new(),
             done_ids: VecDeque::new(),
             released: VecDeque::new(),
+            kept: Vec::new(),
             tail_dirty: false,
             start: now,
             last_entry: now,
             last_recovery: now,
             fatal_allowed_at: now,
+            next_fatal: None,
             recover_at: None,
             since_recovery: 0,
             dead_recoveries: 0,
@@ -332,12 +352,16 @@ impl<P: Port> Engine<P> {
             e.note(format!("cmd_tail {tail:#x} invalid at attach: recovering"));
             e.recover(Cause::Desync);
         }
+        e.draw_fatal();
         e
     }
 
     fn log(&self, level: u8, msg: &str) {
         if self.cfg.verbose >= level {
-            eprintln!("tcmu-rs-fuzzer: {msg}");
+            eprintln!(
+                "tcmu-rs-fuzzer: [{:.3}] {msg}",
+                self.start.elapsed().as_secs_f64()
+            );
         }
     }
 
@@ -364,7 +388,10 @@ impl<P: Port> Engine<P> {
         self.stats.by_kind[m.index()] += 1;
         self.since_recovery += 1;
         if self.cfg.verbose >= 2 {
-            self.log(2, &format!("mutation {} ({})", self.stats.mutations, m.name()));
+            self.log(
+                2,
+                &format!("mutation {} ({})", self.stats.mutations, m.name()),
+            );
         }
     }
 
@@ -458,11 +485,7 @@ impl<P: Port> Engine<P> {
         let n = r.sense.len().min(abi::TCMU_SENSE_BUFFERSIZE);
         let sb = at + abi::RSP_SENSE_BUFFER_OFFSET as u64;
         let _ = m.write_bytes(sb, &r.sense[..n]);
-        let _ = m.fill(
-            sb + n as u64,
-            (abi::TCMU_SENSE_BUFFERSIZE - n) as u64,
-            0,
-        );
+        let _ = m.fill(sb + n as u64, (abi::TCMU_SENSE_BUFFERSIZE - n) as u64, 0);
     }
 
     /// Writes a completion of `id` into the oldest command slot and
@@ -495,12 +518,15 @@ impl<P: Port> Engine<P> {
     /// Decodes the entries between our read position and `cmd_head`.
     fn scan(&mut self) {
         if let Some((garbage, orig)) = self.head_garbage.take() {
-            let _ = self
-                .mem()
-                .compare_exchange_u32(abi::MAILBOX_CMD_HEAD_OFFSET as u64, garbage, orig);
+            let _ =
+                self.mem()
+                    .compare_exchange_u32(abi::MAILBOX_CMD_HEAD_OFFSET as u64, garbage, orig);
         }
         let size = self.geo.cmdr_size;
-        let head = rd32(self.port.ring().region(), abi::MAILBOX_CMD_HEAD_OFFSET as u64);
+        let head = rd32(
+            self.port.ring().region(),
+            abi::MAILBOX_CMD_HEAD_OFFSET as u64,
+        );
         fence(Ordering::Acquire);
         if !pos::valid_pos(head, size) {
             self.desync(format!("cmd_head {head:#x} invalid"));
@@ -534,10 +560,17 @@ impl<P: Port> Engine<P> {
                 Some(Entry::Unknown { pos, .. }) => {
                     let a = self.geo.ring_addr(pos) + abi::HDR_UFLAGS_OFFSET as u64;
                     let _ = self.mem().write_u8(a, abi::TCMU_UFLAG_UNKNOWN_OP);
-                    self.note(format!("kernel wrote an entry with an unknown opcode at {pos:#x}"));
+                    self.note(format!(
+                        "kernel wrote an entry with an unknown opcode at {pos:#x}"
+                    ));
                     None
                 }
-                Some(Entry::Tmr(_)) | None => None,
+                Some(Entry::Tmr(t)) => {
+                    self.stats.tmrs += 1;
+                    self.log(1, &format!("TMR {:?} for {:?}", t.tmr_type, t.cmd_ids));
+                    None
+                }
+                None => None,
             };
             self.slots.push_back(Slot {
                 pos: at,
@@ -603,18 +636,22 @@ impl<P: Port> Engine<P> {
         }
     }
 
-    fn avail(&self, ready: usize) -> Avail {
+    /// What is possible now; `current` is the command being handled (taken
+    /// out of the pending list already).
+    fn avail(&self, ready: usize, current: Option<u16>) -> Avail {
         let front_pending = self
             .slots
             .iter()
             .find(|s| s.id.is_some())
             .and_then(|s| s.id)
-            .is_some_and(|id| self.is_pending(id));
+            .is_some_and(|id| Some(id) == current || self.is_pending(id));
         Avail {
             ready,
             released: !self.released.is_empty(),
             stale_id: self.done_ids.iter().any(|&id| !self.is_pending(id)),
-            fatal: self.fuzzing && self.recover_at.is_none() && Instant::now() >= self.fatal_allowed_at,
+            fatal: self.fuzzing
+                && self.recover_at.is_none()
+                && Instant::now() >= self.fatal_allowed_at,
             front_pending,
         }
     }
@@ -655,16 +692,22 @@ impl<P: Port> Engine<P> {
             };
             let was_held = p.hold_until.is_some();
             let cmd = p.cmd;
-            let m = if self.fuzzing
-                && !was_held
-                && !self.done()
-                && is_rw(&cmd.cdb)
-                && self.rng.chance(self.cfg.cmd_chance.0, self.cfg.cmd_chance.1)
-            {
+            let m = if self.fuzzing && !was_held && !self.done() && is_rw(&cmd.cdb) {
                 let left = ready.len() - i;
-                let a = self.avail(1 + left);
-                let classes = self.cfg.cmd_classes;
-                self.choose(&a, &classes)
+                let a = self.avail(1 + left, Some(cmd.cmd_id));
+                match self.fatal_due() {
+                    Some(f) if f.needs_command() && f.possible(&a) && self.rng.chance(1, 2) => {
+                        self.next_fatal = None;
+                        Some(f)
+                    }
+                    _ if self
+                        .rng
+                        .chance(self.cfg.cmd_chance.0, self.cfg.cmd_chance.1) =>
+                    {
+                        self.choose(&a, &[(Class::Command, 1)])
+                    }
+                    _ => None,
+                }
             } else {
                 None
             };
@@ -714,7 +757,8 @@ impl<P: Port> Engine<P> {
             }
             UnknownOp => {
                 let r = Resp {
-                    uflags: abi::TCMU_UFLAG_UNKNOWN_OP | (self.rng.byte() & abi::TCMU_UFLAG_READ_LEN),
+                    uflags: abi::TCMU_UFLAG_UNKNOWN_OP
+                        | (self.rng.byte() & abi::TCMU_UFLAG_READ_LEN),
                     status: mutation::random_status(&mut self.rng),
                     sense: Vec::new(),
                     read_len: self.rng.next_u32(),
@@ -737,6 +781,7 @@ impl<P: Port> Engine<P> {
                 let mut r = self.execute(&cmd);
                 r.uflags |= abi::TCMU_UFLAG_KEEP_BUF;
                 self.complete_front(id, &r);
+                self.kept.push(id);
             }
             RandomUflags => {
                 let mut r = self.execute(&cmd);
@@ -745,6 +790,9 @@ impl<P: Port> Engine<P> {
                     r.read_len = self.rng.next_u32();
                 }
                 self.complete_front(id, &r);
+                if r.uflags & abi::TCMU_UFLAG_KEEP_BUF != 0 {
+                    self.kept.push(id);
+                }
             }
             GarbageData => {
                 let r = self.execute(&cmd);
@@ -821,7 +869,10 @@ impl<P: Port> Engine<P> {
                     BadTail::Misaligned
                 } else {
                     let s = *self.rng.pick(&cands);
-                    BadTail::InsideEntry { pos: s.pos, len: s.len }
+                    BadTail::InsideEntry {
+                        pos: s.pos,
+                        len: s.len,
+                    }
                 };
                 self.write_bad_tail(kind);
             }
@@ -854,7 +905,11 @@ impl<P: Port> Engine<P> {
                     .copied()
                     .filter(|&x| x != id && !self.is_pending(x))
                     .collect();
-                let stale = if cands.is_empty() { 0 } else { *self.rng.pick(&cands) };
+                let stale = if cands.is_empty() {
+                    0
+                } else {
+                    *self.rng.pick(&cands)
+                };
                 self.complete_front(stale, &r);
                 self.notify();
                 self.fatal_done();
@@ -873,12 +928,13 @@ impl<P: Port> Engine<P> {
                 if self.slots.iter().any(|s| s.id.is_some()) {
                     self.complete_front(id, &r);
                 } else if let Some(s) = s {
-                    // No other slot: complete the same slot again by moving
-                    // the tail back over it.
-                    self.tail = s.pos;
-                    self.publish_tail();
+                    // No other slot: complete the same slot again, moving
+                    // the tail back to it and over it once more.
                     let at = self.slot_addr(&s);
                     self.write_rsp(at, id, &r);
+                    self.tail = s.pos;
+                    self.publish_tail();
+                    self.notify();
                     self.tail = pos::advance(s.pos, s.len, self.geo.cmdr_size);
                     self.publish_tail();
                 }
@@ -903,18 +959,59 @@ impl<P: Port> Engine<P> {
         self.fatal_done();
     }
 
-    /// Ring-level mutations (no command needed).
-    fn step_mutation(&mut self) {
-        let a = Avail {
-            ready: 0,
-            ..self.avail(0)
+    /// The fatal mutation to do now, if its time has come.
+    fn fatal_due(&self) -> Option<Mutation> {
+        if self.fuzzing
+            && self.cfg.fatal
+            && self.recover_at.is_none()
+            && Instant::now() >= self.fatal_allowed_at
+        {
+            self.next_fatal
+        } else {
+            None
+        }
+    }
+
+    /// Draws the next fatal mutation (among the allowed ones).
+    fn draw_fatal(&mut self) {
+        let all = Avail {
+            ready: 2,
+            released: true,
+            stale_id: true,
+            fatal: true,
+            front_pending: true,
         };
-        let classes = self.cfg.step_classes;
-        let Some(m) = self.choose(&a, &classes) else {
+        self.next_fatal = if self.cfg.fatal {
+            self.choose(&all, &[(Class::Fatal, 1)])
+        } else {
+            None
+        };
+    }
+
+    /// The fatal mutation that needs no command, if it is due.
+    fn ring_fatal(&mut self) {
+        let Some(f) = self.fatal_due() else {
+            return;
+        };
+        let a = self.avail(0, None);
+        if f.needs_command() || !f.possible(&a) || !self.rng.chance(1, 4) {
+            return;
+        }
+        self.next_fatal = None;
+        self.count(f);
+        self.apply_ring(f);
+    }
+
+    /// A ring-level noise mutation.
+    fn step_mutation(&mut self) {
+        let a = self.avail(0, None);
+        let Some(m) = self.choose(&a, &[(Class::Shared, 1)]) else {
             return;
         };
         self.count(m);
+        let t = Instant::now();
         self.apply_ring(m);
+        self.stats.kind_us[m.index()] += t.elapsed().as_micros() as u64;
     }
 
     /// Applies a mutation that needs no command.
@@ -928,9 +1025,19 @@ impl<P: Port> Engine<P> {
                 self.write_bad_tail(BadTail::Behind { head })
             }
             RewindTail => {
-                let cands: Vec<u32> = self.released.iter().copied().filter(|&p| p != self.tail).collect();
+                let cands: Vec<u32> = self
+                    .released
+                    .iter()
+                    .copied()
+                    .filter(|&p| p != self.tail)
+                    .collect();
                 let v = if cands.is_empty() {
-                    mutation::bad_tail(&mut self.rng, BadTail::Misaligned, self.tail, self.geo.cmdr_size)
+                    mutation::bad_tail(
+                        &mut self.rng,
+                        BadTail::Misaligned,
+                        self.tail,
+                        self.geo.cmdr_size,
+                    )
                 } else {
                     *self.rng.pick(&cands)
                 };
@@ -953,6 +1060,10 @@ impl<P: Port> Engine<P> {
             }
             HeadGarbage => {
                 let off = abi::MAILBOX_CMD_HEAD_OFFSET as u64;
+                // Take back earlier garbage first, so that `orig` is real.
+                if let Some((garbage, orig)) = self.head_garbage.take() {
+                    let _ = self.mem().compare_exchange_u32(off, garbage, orig);
+                }
                 let orig = rd32(self.port.ring().region(), off);
                 let g = mutation::head_garbage(&mut self.rng, orig, self.geo.cmdr_size);
                 if let Ok(Ok(_)) = self.mem().compare_exchange_u32(off, orig, g) {
@@ -970,7 +1081,11 @@ impl<P: Port> Engine<P> {
                 }
                 // Mostly pages near the start of the data area (the ones
                 // that get allocated), sometimes anywhere.
-                let limit = if self.rng.chance(3, 4) { span.min(8 << 20) } else { span };
+                let limit = if self.rng.chance(3, 4) {
+                    span.min(8 << 20)
+                } else {
+                    span
+                };
                 let off = data_off + self.rng.below(limit);
                 let write = if self.rng.chance(1, 4) {
                     Some(self.rng.byte())
@@ -995,6 +1110,37 @@ impl<P: Port> Engine<P> {
                 Mapping::Fine => self.stats.maps_fine += 1,
                 Mapping::Unexpected(why) => self.anomaly(format!("extra mapping: {why}")),
             },
+            FreeKeptBuf => {
+                if !self.kept.is_empty() && self.rng.chance(2, 3) {
+                    let i = self.rng.below(self.kept.len() as u64) as usize;
+                    let id = self.kept.swap_remove(i);
+                    match self.port.free_kept_buf(id) {
+                        Ok(()) => self.stats.kept_freed += 1,
+                        Err(e) => self.note(format!("free_kept_buf {id} (kept): {e}")),
+                    }
+                } else {
+                    let pend: Vec<u16> = self.pending.iter().map(|p| p.cmd.cmd_id).collect();
+                    let id = match self.rng.below(3) {
+                        0 if !pend.is_empty() => *self.rng.pick(&pend),
+                        1 => 0,
+                        _ => self.rng.next_u32() as u16,
+                    };
+                    if self.kept.contains(&id) {
+                        return;
+                    }
+                    match self.port.free_kept_buf(id) {
+                        Ok(()) => {
+                            self.anomaly(format!("free_kept_buf {id} worked on an id not kept"))
+                        }
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                            self.stats.kept_refused += 1
+                        }
+                        Err(e) => {
+                            self.anomaly(format!("free_kept_buf {id}: {e} (expected EINVAL)"))
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -1003,9 +1149,9 @@ impl<P: Port> Engine<P> {
 
     fn restore_mailbox(&mut self) {
         if let Some((garbage, orig)) = self.head_garbage.take() {
-            let _ = self
-                .mem()
-                .compare_exchange_u32(abi::MAILBOX_CMD_HEAD_OFFSET as u64, garbage, orig);
+            let _ =
+                self.mem()
+                    .compare_exchange_u32(abi::MAILBOX_CMD_HEAD_OFFSET as u64, garbage, orig);
         }
         if std::mem::take(&mut self.mailbox_dirty) {
             let mb = self.mailbox;
@@ -1024,7 +1170,13 @@ impl<P: Port> Engine<P> {
     pub fn recover(&mut self, cause: Cause) {
         self.restore_mailbox();
         let level = if self.rng.chance(1, 4) { 2 } else { 1 };
-        self.log(1, &format!("recovery ({cause:?}, level {level}) after {} mutations", self.stats.mutations));
+        self.log(
+            1,
+            &format!(
+                "recovery ({cause:?}, level {level}) after {} mutations",
+                self.stats.mutations
+            ),
+        );
         if let Err(e) = self.port.reset_ring(level) {
             self.anomaly(format!("reset_ring {level}: {e}"));
         }
@@ -1032,9 +1184,15 @@ impl<P: Port> Engine<P> {
         let tail = rd32(m, abi::MAILBOX_CMD_TAIL_OFFSET as u64);
         let head = rd32(m, abi::MAILBOX_CMD_HEAD_OFFSET as u64);
         if tail != 0 || !pos::valid_pos(head, self.geo.cmdr_size) {
-            self.anomaly(format!("after reset_ring: cmd_tail {tail:#x}, cmd_head {head:#x}"));
+            self.anomaly(format!(
+                "after reset_ring: cmd_tail {tail:#x}, cmd_head {head:#x}"
+            ));
         }
-        let tail = if pos::valid_pos(tail, self.geo.cmdr_size) { tail } else { 0 };
+        let tail = if pos::valid_pos(tail, self.geo.cmdr_size) {
+            tail
+        } else {
+            0
+        };
         self.tail = tail;
         self.next = tail;
         self.last_head = tail;
@@ -1042,12 +1200,14 @@ impl<P: Port> Engine<P> {
         self.slots.clear();
         self.pending.clear();
         self.released.clear();
+        self.kept.clear();
         self.recover_at = None;
         self.since_recovery = 0;
         let now = Instant::now();
         self.last_recovery = now;
         let (lo, hi) = self.cfg.fatal_gap_ms;
         self.fatal_allowed_at = now + Duration::from_millis(self.rng.range(lo, hi));
+        self.draw_fatal();
         let i = match cause {
             Cause::Fatal => 0,
             Cause::Periodic => 1,
@@ -1071,6 +1231,16 @@ impl<P: Port> Engine<P> {
         let quiet = now.duration_since(self.last_entry.max(self.last_recovery));
         if quiet >= self.cfg.stall && self.pending.iter().all(|p| p.hold_until.is_none()) {
             self.dead_recoveries += 1;
+            self.log(
+                1,
+                &format!(
+                    "no new entry for {} ms: {} commands pending, {} kept buffers, {} mutations since the last recovery",
+                    quiet.as_millis(),
+                    self.pending.len(),
+                    self.kept.len(),
+                    self.since_recovery
+                ),
+            );
             if self.dead_recoveries == 5 {
                 self.note("no new command through 5 stall recoveries in a row (fio done?)".into());
             }
@@ -1081,7 +1251,8 @@ impl<P: Port> Engine<P> {
     /// One round: wait for the kernel, decode, complete, maybe misbehave.
     pub fn step(&mut self) -> io::Result<()> {
         let now = Instant::now();
-        let mut timeout = 20i32;
+        // Short waits while fuzzing: ring-level mutations happen per wakeup.
+        let mut timeout = if self.fuzzing { 5i32 } else { 20 };
         for p in &self.pending {
             if let Some(t) = p.hold_until {
                 let ms = t.saturating_duration_since(now).as_millis() as i32;
@@ -1089,23 +1260,47 @@ impl<P: Port> Engine<P> {
             }
         }
         if let Some(t) = self.recover_at {
-            timeout = timeout.min(t.saturating_duration_since(now).as_millis() as i32).max(0);
+            timeout = timeout
+                .min(t.saturating_duration_since(now).as_millis() as i32)
+                .max(0);
         }
+        let t = Instant::now();
         self.port.wait(timeout)?;
+        let t = self.lap(0, t);
         if self.recover_at.is_none() {
             self.scan();
         }
+        let t = self.lap(1, t);
+        if !self.done() {
+            self.ring_fatal();
+        }
         if self.fuzzing
             && !self.done()
-            && self.rng.chance(self.cfg.step_chance.0, self.cfg.step_chance.1)
+            && self
+                .rng
+                .chance(self.cfg.step_chance.0, self.cfg.step_chance.1)
         {
-            self.step_mutation();
+            for _ in 0..self.rng.range(1, self.cfg.step_burst.max(1)) {
+                if self.done() {
+                    break;
+                }
+                self.step_mutation();
+            }
         }
+        let t = self.lap(2, t);
         self.complete_ready();
+        let t = self.lap(3, t);
         if self.fuzzing {
             self.check_recovery();
         }
+        self.lap(4, t);
         Ok(())
+    }
+
+    fn lap(&mut self, i: usize, t: Instant) -> Instant {
+        let now = Instant::now();
+        self.stats.time_us[i] += now.duration_since(t).as_micros() as u64;
+        now
     }
 
     /// Fuzzes until the budget, the time or `stop()`.
@@ -1142,8 +1337,12 @@ impl<P: Port> Engine<P> {
         self.fuzzing
     }
 
-    /// Serves correctly (no mutation, no recovery) for one round; for
-    /// tests.
+    /// Turns mutations (and recoveries) on or off.
+    pub fn set_fuzzing(&mut self, on: bool) {
+        self.fuzzing = on;
+    }
+
+    /// Serves correctly (no mutation, no recovery) for one round.
     pub fn serve_step(&mut self) -> io::Result<()> {
         self.fuzzing = false;
         self.step()
@@ -1173,10 +1372,13 @@ impl<P: Port> Engine<P> {
             s.recoveries[0], s.recoveries[1], s.recoveries[2], s.recoveries[3], s.recoveries[4]
         ));
         out.push(format!(
-            "fuzzer: commands={} completions={} lost={} notifies={} pages: sigbus={} mapped={} bad-size-io einval={} extra-maps refused={} fine={} max-quiet={}ms elapsed={:.1}s",
+            "fuzzer: commands={} tmrs={} completions={} lost={} kept-freed={} kept-refused={} notifies={} pages: sigbus={} mapped={} bad-size-io einval={} extra-maps refused={} fine={} max-quiet={}ms elapsed={:.1}s",
             s.cmds,
+            s.tmrs,
             s.completions,
             s.lost,
+            s.kept_freed,
+            s.kept_refused,
             s.notifies,
             s.sigbus,
             s.touched,
@@ -1186,6 +1388,22 @@ impl<P: Port> Engine<P> {
             s.max_quiet_ms,
             self.start.elapsed().as_secs_f64()
         ));
+        if self.cfg.verbose > 0 {
+            let t = s.time_us.map(|us| us / 1000);
+            out.push(format!(
+                "fuzzer: time (ms): wait={} decode={} ring-mutations={} completions={} recoveries={}",
+                t[0], t[1], t[2], t[3], t[4]
+            ));
+            let kinds: Vec<String> = Mutation::ALL
+                .iter()
+                .filter(|m| s.kind_us[m.index()] > 0)
+                .map(|m| format!("{}={}", m.name(), s.kind_us[m.index()] / 1000))
+                .collect();
+            out.push(format!(
+                "fuzzer: ring-mutation time (ms): {}",
+                kinds.join(" ")
+            ));
+        }
         for n in &s.notes {
             out.push(format!("fuzzer: note: {n}"));
         }

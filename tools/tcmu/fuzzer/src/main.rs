@@ -48,7 +48,12 @@ fn run(o: Options) -> Result<i32, String> {
     let info = match devs.as_slice() {
         [one] => one.clone(),
         [] => return Err("no tcm-user UIO device found".into()),
-        _ => return Err(format!("{} tcm-user UIO devices: choose one with --dev", devs.len())),
+        _ => {
+            return Err(format!(
+                "{} tcm-user UIO devices: choose one with --dev",
+                devs.len()
+            ))
+        }
     };
     let hopts = tcmu_handler::daemon::Options {
         configfs: o.configfs.clone(),
@@ -91,7 +96,8 @@ fn run(o: Options) -> Result<i32, String> {
         return Err(format!("device: {err} (seed {seed})"));
     }
     let served = e.stats.completions;
-    e.settle(o.settle, &stop).map_err(|err| format!("device: {err}"))?;
+    e.settle(o.settle, &stop)
+        .map_err(|err| format!("device: {err}"))?;
     println!(
         "fuzzer: settled: {} commands served correctly after the final recovery",
         e.stats.completions - served

@@ -130,7 +130,7 @@ mutations! {
     HeadGarbage = (Shared, 6, "head-garbage"),
     /// Read or write a random data-area page from a forked child (SIGBUS
     /// for pages that hold no data).
-    TouchDataPage = (Shared, 4, "touch-data-page"),
+    TouchDataPage = (Shared, 2, "touch-data-page"),
     /// A 4-byte write to `/dev/uioN` at a random moment.
     SpuriousNotify = (Shared, 10, "spurious-notify"),
     /// A read or write of `/dev/uioN` of a size other than 4 (`EINVAL`).
@@ -138,6 +138,9 @@ mutations! {
     /// A second mapping of the device (wrong size, offset, or split by a
     /// partial `munmap`).
     ExtraMapping = (Shared, 2, "extra-mapping"),
+    /// `action/free_kept_buf` of a kept buffer (must work) or of an id
+    /// that is not kept (must fail with `EINVAL`).
+    FreeKeptBuf = (Shared, 3, "free-kept-buf"),
 }
 
 /// Number of mutation kinds.
@@ -192,8 +195,22 @@ impl Mutation {
             RewindTail => a.released,
             StaleCmdId => a.ready >= 1 && a.stale_id,
             MailboxGarbage | HeadGarbage | TouchDataPage | SpuriousNotify | BadNotifySize
-            | ExtraMapping => true,
+            | ExtraMapping | FreeKeptBuf => true,
         }
+    }
+}
+
+impl Mutation {
+    /// Whether the mutation needs a command to complete (as opposed to a
+    /// ring-level one).
+    pub fn needs_command(self) -> bool {
+        !self.possible(&Avail {
+            ready: 0,
+            released: true,
+            stale_id: true,
+            fatal: true,
+            front_pending: true,
+        }) || self.class() == Class::Command
     }
 }
 
@@ -282,8 +299,14 @@ pub fn bad_tail(rng: &mut Rng, kind: BadTail, tail: u32, size: u32) -> u32 {
 pub fn bad_len_op(rng: &mut Rng, orig: u32) -> u32 {
     loop {
         let v = match rng.below(5) {
-            0 => abi::hdr_get_len(orig).wrapping_add(rng.range(1, 64) as u32 * ALIGN) | abi::hdr_get_op(orig),
-            1 => abi::hdr_get_len(orig).wrapping_sub(rng.range(1, 8) as u32 * ALIGN) | abi::hdr_get_op(orig),
+            0 => {
+                abi::hdr_get_len(orig).wrapping_add(rng.range(1, 64) as u32 * ALIGN)
+                    | abi::hdr_get_op(orig)
+            }
+            1 => {
+                abi::hdr_get_len(orig).wrapping_sub(rng.range(1, 8) as u32 * ALIGN)
+                    | abi::hdr_get_op(orig)
+            }
             2 => abi::hdr_get_len(orig) | (rng.below(8) as u32),
             3 => abi::hdr_get_len(orig) | abi::TCMU_OP_PAD,
             _ => rng.next_u32(),
@@ -312,7 +335,11 @@ pub fn bad_cmd_id(rng: &mut Rng, inflight: &dyn Fn(u16) -> bool) -> u16 {
 /// value)` for one of `version`, `flags`, `cmdr_off`, `cmdr_size`.
 pub fn mailbox_garbage(rng: &mut Rng) -> (u64, usize, u32) {
     match rng.below(4) {
-        0 => (abi::MAILBOX_VERSION_OFFSET as u64, 2, rng.next_u32() & 0xffff),
+        0 => (
+            abi::MAILBOX_VERSION_OFFSET as u64,
+            2,
+            rng.next_u32() & 0xffff,
+        ),
         1 => (abi::MAILBOX_FLAGS_OFFSET as u64, 2, rng.next_u32() & 0xffff),
         2 => (abi::MAILBOX_CMDR_OFF_OFFSET as u64, 4, rng.next_u32()),
         _ => (abi::MAILBOX_CMDR_SIZE_OFFSET as u64, 4, rng.next_u32()),
@@ -380,7 +407,8 @@ mod tests {
         }
     }
 
-    const ALL_CLASSES: [(Class, u32); 3] = [(Class::Command, 1), (Class::Fatal, 1), (Class::Shared, 1)];
+    const ALL_CLASSES: [(Class, u32); 3] =
+        [(Class::Command, 1), (Class::Fatal, 1), (Class::Shared, 1)];
 
     #[test]
     fn table() {
@@ -396,6 +424,26 @@ mod tests {
         }
         for c in [Class::Command, Class::Fatal, Class::Shared] {
             assert!(Mutation::ALL.iter().any(|m| m.class() == c));
+        }
+        use Mutation::*;
+        for m in [
+            TailMisaligned,
+            TailBeyond,
+            TailBehind,
+            RewindTail,
+            SpuriousNotify,
+        ] {
+            assert!(!m.needs_command(), "{m:?}");
+        }
+        for m in [
+            TailInsideEntry,
+            LenOpChange,
+            BadCmdId,
+            StaleCmdId,
+            DoubleComplete,
+            HoldCommand,
+        ] {
+            assert!(m.needs_command(), "{m:?}");
         }
     }
 
@@ -467,7 +515,7 @@ mod tests {
     /// The kernel's validation of `cmd_tail` (ring.rs `begin_reap` and the
     /// slot walk), for checking the generators.
     fn kernel_accepts(tail: u32, size: u32, last_cleaned: u32, head: u32, bounds: &[u32]) -> bool {
-        if tail >= size || tail % ALIGN != 0 {
+        if tail >= size || !tail.is_multiple_of(ALIGN) {
             return false;
         }
         if pos::distance(last_cleaned, tail, size) > pos::distance(last_cleaned, head, size) {
@@ -495,15 +543,25 @@ mod tests {
                 head = pos::advance(head, len, size);
                 bounds.push(head);
             }
-            let kinds = [BadTail::Misaligned, BadTail::Beyond, BadTail::Behind { head }];
+            let kinds = [
+                BadTail::Misaligned,
+                BadTail::Beyond,
+                BadTail::Behind { head },
+            ];
             for k in kinds {
                 let t = bad_tail(&mut r, k, tail, size);
-                assert!(!kernel_accepts(t, size, tail, head, &bounds), "{k:?} {t:#x} tail {tail:#x} head {head:#x}");
+                assert!(
+                    !kernel_accepts(t, size, tail, head, &bounds),
+                    "{k:?} {t:#x} tail {tail:#x} head {head:#x}"
+                );
             }
             for &(p, l) in &entries {
                 let k = BadTail::InsideEntry { pos: p, len: l };
                 let t = bad_tail(&mut r, k, tail, size);
-                assert!(!kernel_accepts(t, size, tail, head, &bounds), "{k:?} {t:#x}");
+                assert!(
+                    !kernel_accepts(t, size, tail, head, &bounds),
+                    "{k:?} {t:#x}"
+                );
             }
         }
     }
@@ -516,7 +574,7 @@ mod tests {
             assert_ne!(bad_len_op(&mut r, orig), orig);
             let h = r.below(512) as u32 * 8;
             assert_ne!(head_garbage(&mut r, h, 4096), h);
-            let inflight = |id: u16| id % 3 == 0;
+            let inflight = |id: u16| id.is_multiple_of(3);
             assert!(!inflight(bad_cmd_id(&mut r, &inflight)));
             let s = random_sense(&mut r);
             assert!(s.len() <= abi::TCMU_SENSE_BUFFERSIZE);

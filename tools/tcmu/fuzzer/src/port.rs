@@ -118,6 +118,12 @@ impl Port for UioPort {
         f.write_all(format!("{level}\n").as_bytes())
     }
 
+    fn free_kept_buf(&mut self, id: u16) -> io::Result<()> {
+        let p = self.cfs_dir.join("action/free_kept_buf");
+        let mut f = std::fs::OpenOptions::new().write(true).open(&p)?;
+        f.write_all(format!("{id}\n").as_bytes())
+    }
+
     fn touch(&mut self, off: u64, write: Option<u8>) -> Touch {
         let ring = self.uio.ring_mut();
         in_child(move || {
@@ -174,7 +180,10 @@ impl Port for UioPort {
                     Ok(p) => {
                         // SAFETY: unmapping what we just mapped.
                         unsafe { libc::munmap(p.cast(), len + extra * pg) };
-                        Mapping::Unexpected(format!("mmap of {} pages more than map0 worked", extra))
+                        Mapping::Unexpected(format!(
+                            "mmap of {} pages more than map0 worked",
+                            extra
+                        ))
                     }
                 }
             }
@@ -200,7 +209,12 @@ impl Port for UioPort {
                         let t = unsafe { p.add(tail_off).cast::<u32>().read_volatile() };
                         // SAFETY: unmapping what we just mapped.
                         unsafe { libc::munmap(p.cast(), n * pg) };
-                        let ours = self.uio.ring().region().read_u32(tail_off as u64).unwrap_or(0);
+                        let ours = self
+                            .uio
+                            .ring()
+                            .region()
+                            .read_u32(tail_off as u64)
+                            .unwrap_or(0);
                         if t == ours {
                             Mapping::Fine
                         } else {
@@ -215,7 +229,11 @@ impl Port for UioPort {
                 // A full second mapping, shared or private, split by a
                 // partial munmap, then touched and dropped.
                 let private = rng.chance(1, 3);
-                let flags = if private { libc::MAP_PRIVATE } else { libc::MAP_SHARED };
+                let flags = if private {
+                    libc::MAP_PRIVATE
+                } else {
+                    libc::MAP_SHARED
+                };
                 let p = match self.map(len, 0, flags, rw) {
                     Err(e) => {
                         return if private {
@@ -233,7 +251,12 @@ impl Port for UioPort {
                     // SAFETY: inside the private mapping.
                     unsafe { p.add(abi::MAILBOX_CMD_HEAD_OFFSET + 8).write_volatile(0x5a) };
                 }
-                let ours = self.uio.ring().region().read_u32(tail_off as u64).unwrap_or(0);
+                let ours = self
+                    .uio
+                    .ring()
+                    .region()
+                    .read_u32(tail_off as u64)
+                    .unwrap_or(0);
                 if pages > 2 {
                     let hole = rng.range(1, pages as u64 - 2) as usize;
                     // SAFETY: unmapping one page inside our own mapping.
