@@ -34,13 +34,18 @@ build_tools() {
 # long run; FUZZ_MUTATIONS overrides both.
 if [ "${LONG:-0}" = 1 ]; then
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-1000000}
+	CYCLES=${CYCLES:-1000}
 else
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000}
+	CYCLES=${CYCLES:-100}
 fi
 [[ $FUZZ_MUTATIONS =~ ^[0-9]+$ ]] || die "FUZZ_MUTATIONS must be a number"
 # The guest run's time limit grows with the fuzzing time (fuzz-handler.sh fuzzes for at most
 # max(90, FUZZ_MUTATIONS / 200) seconds).
 fuzz_secs() { local t=$((FUZZ_MUTATIONS / 200)); echo $((t > 90 ? t : 90)); }
+# KASAN and lockdep under TCG make the guest several times slower.
+slowdown=1
+[ "$FLAVOUR" = base ] || slowdown=4
 
 build_selftests() {
 	local out=$BUILD/kselftest/tcmu
@@ -71,8 +76,8 @@ guest_tests() {
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
-		--timeout $((900 + $(fuzz_secs))) \
-		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS sh /tcmu/check.sh" || rc=$?
+		--timeout $(((900 + $(fuzz_secs)) * slowdown)) \
+		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS CYCLES=$CYCLES sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	# A guest that crashed, hung or logged a kernel warning fails the run.
 	[ $rc = 0 ] || echo "guest-vm 0 1" >>"$RES/results"

@@ -292,6 +292,14 @@ impl<T> Fifo<T> {
     }
 }
 
+/// Writes the mailbox fields the handler only reads.
+fn write_mailbox(area: &SharedArea, cmdr_size: u32) {
+    area.write_u16(abi::MAILBOX_VERSION_OFFSET, abi::TCMU_MAILBOX_VERSION);
+    area.write_u16(abi::MAILBOX_FLAGS_OFFSET, MB_FLAGS);
+    area.write_u32(abi::MAILBOX_CMDR_OFF_OFFSET, CMDR_OFF);
+    area.write_u32(abi::MAILBOX_CMDR_SIZE_OFFSET, cmdr_size);
+}
+
 /// Writes entries into the shared area (bounds-checked volatile writes).
 struct AreaSink<'a>(&'a SharedArea);
 
@@ -348,10 +356,7 @@ impl Ring {
         let data_size = LIMITS.mbs_to_pages(p.data_area_mb) as usize * PAGE_SIZE;
         let map_pages = (ring_bytes + data_size) / PAGE_SIZE;
         let area = SharedArea::new(ring_bytes / PAGE_SIZE)?;
-        area.write_u16(abi::MAILBOX_VERSION_OFFSET, abi::TCMU_MAILBOX_VERSION);
-        area.write_u16(abi::MAILBOX_FLAGS_OFFSET, MB_FLAGS);
-        area.write_u32(abi::MAILBOX_CMDR_OFF_OFFSET, CMDR_OFF);
-        area.write_u32(abi::MAILBOX_CMDR_SIZE_OFFSET, p.cmdr_size);
+        write_mailbox(&area, p.cmdr_size);
 
         let fifo = KVVec::from_elem(0, ring::fifo_capacity(p.cmdr_size), GFP_KERNEL)?;
         let ring = CmdRing::new(p.cmdr_size, fifo).ok_or(EINVAL)?;
@@ -424,6 +429,10 @@ impl Ring {
                 Ok(false)
             }
         }
+    }
+
+    fn init_mailbox(&self) {
+        write_mailbox(&self.area, self.cmdr_size);
     }
 
     /// Fails the commands whose deadline passed (run from the timer's work) and re-arms the
@@ -507,6 +516,8 @@ impl Ring {
             }
         }
         *inflight = 0;
+        // A new handler starts from a sane mailbox even if the old one scribbled on it.
+        self.init_mailbox();
         // After a reset the handler starts afresh: queued TMRs are no longer relevant.
         while tmr_queue.pop().is_some() {}
         ring.reset();
@@ -1057,15 +1068,14 @@ const ACT_FREE_KEPT_BUF: usize = 2;
 /// For an enabled device, announces a change to the handler (`RECONFIG_DEVICE`) and returns
 /// its answer; `ESRCH` when no handler listens, as in C. Nothing to do before `enable`.
 fn reconfig(dev: &Device<User>, r: netlink::Reconfig<'_>) -> Result {
-    // Lock order: `cfg` before `uio`.
+    // Lock order: `cfg` before `uio`; neither is held while the handler answers.
     let nl_reply_supported = dev.cfg.lock().nl_reply_supported;
-    let uio = dev.uio.lock();
-    let Some(reg) = uio.as_ref() else {
+    let Some((uio_name, minor)) = dev.uio.lock().as_ref().map(event_id).transpose()? else {
         return Ok(());
     };
     let ev = netlink::DevEvent {
-        uio_name: reg.name(),
-        minor: reg.minor(),
+        uio_name: &uio_name,
+        minor,
         dev_index: dev.index(),
         nl_reply_supported,
         reconfig: r,
@@ -1073,6 +1083,11 @@ fn reconfig(dev: &Device<User>, r: netlink::Reconfig<'_>) -> Result {
     netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_RECONFIG_DEVICE, &ev).inspect_err(
         |_| pr_warn_ratelimited!("unable to reconfigure device\n"),
     )
+}
+
+/// What netlink events say to identify a device: its UIO name and minor.
+fn event_id(reg: &Pin<KBox<uio::Registration<Ring>>>) -> Result<(CString, u32)> {
+    Ok((CString::try_from_fmt(fmt!("{}", reg.name()))?, reg.minor()))
 }
 
 fn kerr(e: kstrto::KstrtoError) -> Error {
@@ -1305,31 +1320,47 @@ impl Backend for User {
             max_sectors: if hw.max_sectors == 0 { DEF_HW_MAX_SECTORS } else { hw.max_sectors },
             queue_depth: DEF_HW_QUEUE_DEPTH,
         });
+        let (uio_name, minor) = event_id(&reg)?;
+        *uio = Some(reg);
+        // The handler reacts to the event by opening the device and writing its attributes and
+        // actions (tcmu-runner blocks it during setup): no lock may be held while waiting.
+        drop(uio);
         let ev = netlink::DevEvent {
-            uio_name: reg.name(),
-            minor: reg.minor(),
+            uio_name: &uio_name,
+            minor,
             dev_index: dev.index(),
             nl_reply_supported: p.nl_reply_supported,
             reconfig: netlink::Reconfig::None,
         };
-        netlink::Nl::send_event(&global.nl, abi::TCMU_CMD_ADDED_DEVICE, &ev)?;
-        *uio = Some(reg);
+        if let Err(e) = netlink::Nl::send_event(&global.nl, abi::TCMU_CMD_ADDED_DEVICE, &ev) {
+            if let Some(reg) = dev.uio.lock().take() {
+                let ring = reg.data().clone();
+                drop(reg);
+                ring.shutdown();
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
     fn destroy_device(dev: &Device<Self>) {
         let nl_reply_supported = dev.cfg.lock().nl_reply_supported;
-        let reg = dev.uio.lock().take();
-        if let Some(reg) = reg {
+        // Announce the removal while the device is still whole and unlocked: the handler
+        // may block it or touch its attributes before answering.
+        let id = dev.uio.lock().as_ref().map(|reg| event_id(reg));
+        if let Some(Ok((uio_name, minor))) = id {
             let ev = netlink::DevEvent {
-                uio_name: reg.name(),
-                minor: reg.minor(),
+                uio_name: &uio_name,
+                minor,
                 dev_index: dev.index(),
                 nl_reply_supported,
                 reconfig: netlink::Reconfig::None,
             };
             // As in C, the handler's answer does not stop the removal.
             let _ = netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_REMOVED_DEVICE, &ev);
+        }
+        let reg = dev.uio.lock().take();
+        if let Some(reg) = reg {
             let ring = reg.data().clone();
             // Unregister first: no more completions or opens race with the teardown.
             drop(reg);
