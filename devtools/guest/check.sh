@@ -68,55 +68,35 @@ kselftest() { # module other
 kselftest tcmu_rs target_core_user
 kselftest target_core_user tcmu_rs
 
-# Layer 4: end to end through tcm_loop with our handler (ram, file, null backstores:
-# sd probe, sg3-utils, dd/cmp, fio crc32c verify), against each module.
-for m in tcmu_rs target_core_user; do
-	if TCMU_MODULE=$m bash /tcmu/handler-smoke.sh >/tmp/smoke-$m.log 2>&1; then
-		say "ok: handler end to end on $m"
-		echo "e2e-handler-$m 1 0" >>"$RESULTS"
-	else
-		say "FAILED: handler end to end on $m"
-		tail -60 /tmp/smoke-$m.log
-		echo "e2e-handler-$m 0 1" >>"$RESULTS"
-	fi
-	rmmod tcm_loop "$m" 2>/dev/null
-done
-
-# Layer 4b: fio verify matrix (4k..1M, iodepth 1 and 64) with our handler on our module.
-if bash /tcmu/fio-matrix.sh >/tmp/fio-matrix.log 2>&1; then
-	say "ok: fio matrix on tcmu_rs"
-	echo "fio-matrix-tcmu_rs 1 0" >>"$RESULTS"
-else
-	say "FAILED: fio matrix on tcmu_rs"
-	tail -40 /tmp/fio-matrix.log
-	echo "fio-matrix-tcmu_rs 0 1" >>"$RESULTS"
-fi
-rmmod tcm_loop tcmu_rs 2>/dev/null
-
-# Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
-for m in tcmu_rs target_core_user; do
-	if TCMU_MODULE=$m bash /tcmu/runner-e2e.sh >/tmp/runner-$m.log 2>&1; then
-		say "ok: tcmu-runner end to end on $m"
-		echo "e2e-tcmu-runner-$m 1 0" >>"$RESULTS"
-	else
-		say "FAILED: tcmu-runner end to end on $m"
-		tail -40 /tmp/runner-$m.log
-		echo "e2e-tcmu-runner-$m 0 1" >>"$RESULTS"
-	fi
-	rmmod tcm_loop "$m" 2>/dev/null
-done
-
-
-# Layer 6: robustness: create/enable/destroy cycles with a handler attached (kmemleak on the
-# debug flavour), and teardown under load with the handler stopped or killed, on each module.
+# Runs one pass/fail layer: logs to /tmp/NAME.log, shows its tail on failure.
 layer() { # name command...
 	local name=$1; shift
 	if "$@" >/tmp/$name.log 2>&1; then
 		say "ok: $name"; echo "$name 1 0" >>"$RESULTS"
 	else
-		say "FAILED: $name"; tail -30 /tmp/$name.log; echo "$name 0 1" >>"$RESULTS"
+		say "FAILED: $name"; tail -60 /tmp/$name.log; echo "$name 0 1" >>"$RESULTS"
 	fi
 }
+
+# Layer 4: end to end through tcm_loop with our handler (ram, file, null backstores:
+# sd probe, sg3-utils, dd/cmp, fio crc32c verify), against each module.
+for m in tcmu_rs target_core_user; do
+	layer e2e-handler-$m env TCMU_MODULE=$m bash /tcmu/handler-smoke.sh
+	rmmod tcm_loop "$m" 2>/dev/null
+done
+
+# Layer 4b: fio verify matrix (4k..1M, iodepth 1 and 64) with our handler on our module.
+layer fio-matrix-tcmu_rs bash /tcmu/fio-matrix.sh
+rmmod tcm_loop tcmu_rs 2>/dev/null
+
+# Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
+for m in tcmu_rs target_core_user; do
+	layer e2e-tcmu-runner-$m env TCMU_MODULE=$m bash /tcmu/runner-e2e.sh
+	rmmod tcm_loop "$m" 2>/dev/null
+done
+
+# Layer 6: robustness: create/enable/destroy cycles with a handler attached (kmemleak on the
+# debug flavour), and teardown under load with the handler stopped or killed, on each module.
 for m in tcmu_rs target_core_user; do
 	layer cycles-$m env TCMU_MODULE=$m CYCLES=${CYCLES:-100} bash /tcmu/cycles.sh
 	grep "cycles on" /tmp/cycles-$m.log

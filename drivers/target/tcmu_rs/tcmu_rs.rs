@@ -223,6 +223,16 @@ struct RingState {
     dead: bool,
 }
 
+impl RingState {
+    /// Removes command `id` from the table and frees its data blocks.
+    fn free_slot(&mut self, id: usize) {
+        if let Some(inf) = self.cmds.get_mut(id).and_then(Option::take) {
+            self.blocks.free(&inf.dbis);
+            self.inflight -= 1;
+        }
+    }
+}
+
 /// A FIFO queue on a vector.
 struct Fifo<T> {
     items: KVec<Option<T>>,
@@ -606,23 +616,17 @@ impl Ring {
     /// Returns whether the handler must be woken up.
     fn free_kept_buf(&self, cmd_id: u16) -> Result<bool> {
         let mut st = self.st.lock();
-        let RingState {
-            blocks,
-            cmds,
-            inflight,
-            ..
-        } = &mut *st;
-        let Some(slot) = cmds.get_mut(usize::from(cmd_id)).filter(|s| s.is_some()) else {
-            pr_warn_ratelimited!("free_kept_buf: cmd_id {} not found\n", cmd_id);
-            return Err(EINVAL);
-        };
-        if !slot.as_ref().is_some_and(|inf| inf.kept) {
-            pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", cmd_id);
-            return Err(EINVAL);
-        }
-        if let Some(inf) = slot.take() {
-            blocks.free(&inf.dbis);
-            *inflight -= 1;
+        let id = usize::from(cmd_id);
+        match st.cmds.get(id) {
+            Some(Some(inf)) if inf.kept => st.free_slot(id),
+            Some(Some(_)) => {
+                pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", cmd_id);
+                return Err(EINVAL);
+            }
+            _ => {
+                pr_warn_ratelimited!("free_kept_buf: cmd_id {} not found\n", cmd_id);
+                return Err(EINVAL);
+            }
         }
         // Only data space was freed: retry commands unless TMRs wait (as C).
         Ok(st.tmr_queue.is_empty() && self.run_qfull(&mut st))
@@ -632,20 +636,11 @@ impl Ring {
     /// about them.
     fn release_kept(&self) {
         let mut st = self.st.lock();
-        let RingState {
-            blocks,
-            cmds,
-            inflight,
-            ..
-        } = &mut *st;
         let mut freed = false;
-        for slot in cmds.iter_mut() {
-            if slot.as_ref().is_some_and(|inf| inf.kept) {
-                if let Some(inf) = slot.take() {
-                    blocks.free(&inf.dbis);
-                    *inflight -= 1;
-                    freed = true;
-                }
+        for id in 0..st.cmds.len() {
+            if matches!(st.cmds.get(id), Some(Some(inf)) if inf.kept) {
+                st.free_slot(id);
+                freed = true;
             }
         }
         if freed && st.tmr_queue.is_empty() {
