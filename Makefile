@@ -12,7 +12,8 @@
 SHELL := /bin/bash
 export FLAVOUR ?= base
 export ACCEL ?= tcg
-# LONG=1: long runs of the randomized tests (1000000 fuzzer mutations instead of 20000).
+# LONG=1: long runs of the randomized tests (1000000 fuzzer mutations instead of 20000, 1000
+# create/destroy cycles per module instead of 20).
 export LONG ?= 0
 
 .PHONY: all run check deps kernel modules host-test vm-check vm clean-cache

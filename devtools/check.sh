@@ -37,7 +37,7 @@ if [ "${LONG:-0}" = 1 ]; then
 	CYCLES=${CYCLES:-1000}
 else
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000}
-	CYCLES=${CYCLES:-100}
+	CYCLES=${CYCLES:-20}
 fi
 [[ $FUZZ_MUTATIONS =~ ^[0-9]+$ ]] || die "FUZZ_MUTATIONS must be a number"
 # The guest run's time limit grows with the fuzzing time (fuzz-handler.sh fuzzes for at most

@@ -98,7 +98,7 @@ done
 # Layer 6: robustness: create/enable/destroy cycles with a handler attached (kmemleak on the
 # debug flavour), and teardown under load with the handler stopped or killed, on each module.
 for m in tcmu_rs target_core_user; do
-	layer cycles-$m env TCMU_MODULE=$m CYCLES=${CYCLES:-100} bash /tcmu/cycles.sh
+	layer cycles-$m env TCMU_MODULE=$m CYCLES=${CYCLES:-20} bash /tcmu/cycles.sh
 	grep "cycles on" /tmp/cycles-$m.log
 	layer teardown-load-$m env TCMU_MODULE=$m bash /tcmu/teardown-load.sh
 	grep "teardown under load" /tmp/teardown-load-$m.log
