@@ -8,7 +8,7 @@ PKGS=(
 	libclang-19-dev llvm-19 clang-19 lld-19
 	bc bison flex libelf-dev libssl-dev cpio rsync patch make gcc python3
 	qemu-system-x86 qemu-utils busybox-static kmod
-	tcmu-runner targetcli-fb python3-rtslib-fb fio sg3-utils e2fsprogs
+	tcmu-runner targetcli-fb python3-rtslib-fb fio sg3-utils e2fsprogs dbus-daemon
 )
 
 missing=()
