@@ -35,21 +35,6 @@ static int is_c_module(void)
 	return !access("/sys/module/target_core_user", F_OK);
 }
 
-/* The text of PATH exactly as read (no trimming); returns its length or -errno. */
-static int read_raw(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	return n;
-}
 
 /* Escapes newlines for the log. */
 static const char *vis(const char *s, char *buf, size_t len)

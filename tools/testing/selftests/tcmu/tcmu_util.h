@@ -96,7 +96,8 @@
 /* ----------------------------------------------------------------------------------- */
 /* Small helpers                                                                        */
 
-static int read_file(const char *path, char *buf, size_t len)
+/* The text of PATH exactly as read (no trimming); returns its length or -errno. */
+static int read_raw(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY);
 	ssize_t n;
@@ -108,6 +109,14 @@ static int read_file(const char *path, char *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	buf[n] = 0;
+	return n;
+}
+
+/* As read_raw(), without trailing newlines and spaces. */
+static int read_file(const char *path, char *buf, size_t len)
+{
+	int n = read_raw(path, buf, len);
+
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = 0;
 	return n;
