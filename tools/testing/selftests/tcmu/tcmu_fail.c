@@ -735,6 +735,142 @@ TEST_F_TIMEOUT(fail, qfull_time_out_wait, 90)
 	read_ok(_metadata, self, 11, "after free_kept_buf");
 }
 
+/* Waits until the handler has seen N TMR entries, at most MS ms; returns how many it saw. */
+static unsigned int wait_tmrs(struct ring *r, unsigned int n, unsigned int ms)
+{
+	uint64_t end = now_ms() + ms;
+	unsigned int got;
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		got = r->ntmrs;
+		pthread_mutex_unlock(&r->lock);
+		if (got >= n || now_ms() >= end)
+			return got;
+		sleep_ms(5);
+	}
+}
+
+/* A LUN reset from a thread (SG_SCSI_RESET_DEVICE: tcm_loop sends TMR LUN_RESET). */
+struct reset_job {
+	pthread_t th;
+	char dev[64];
+	int rc, err;
+	volatile int done;
+};
+
+static void *reset_thread(void *arg)
+{
+	struct reset_job *rj = arg;
+	int op = SG_SCSI_RESET_DEVICE, fd = open(rj->dev, O_RDWR | O_NONBLOCK);
+
+	rj->rc = fd < 0 ? -1 : ioctl(fd, SG_SCSI_RESET, &op);
+	rj->err = rj->rc ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	__atomic_store_n(&rj->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * tmr_notification: the midlayer aborts a READ the handler holds (its SG_IO timeout
+ * expires: tcm_loop sends ABORT TASK) and later resets the LUN (SG_SCSI_RESET: LUN RESET).
+ * With tmr_notification=0 the handler sees no TMR entry; with 1 it sees a TCMU_OP_TMR entry
+ * with the TMR's type and the cmd_id of the command it holds. The TMR waits for that
+ * command: the handler completes it, and the abort and the reset finish.
+ */
+TEST_F_TIMEOUT(fail, tmr_notification, 90)
+{
+	struct ring *r = &self->r;
+	struct reset_job rj = { 0 };
+	uint8_t cdb[10];
+	uint16_t id;
+	char d[256];
+	struct job *a;
+
+	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	r->hold = 1;
+
+	/* tmr_notification=0: ABORT TASK, no entry. */
+	ASSERT_EQ(0, write_file(DEV "/attrib/tmr_notification", "0"));
+	cdb_rw10(cdb, 0x28, 100, 8);
+	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 1000);
+	job_start(a);
+	ASSERT_EQ(1, wait_held(r, 1, 5000));
+	EXPECT_EQ(0, wait_tmrs(r, 1, 3000)) MSG("a TMR entry with tmr_notification=0");
+	EXPECT_FALSE(job_done(a)) MSG("the aborted READ ended before the handler completed it: %s",
+				      job_str(a, d, sizeof(d)));
+	pthread_mutex_lock(&r->lock);
+	EXPECT_EQ(0, complete_good(r, r->held[0]));
+	r->nheld = 0;
+	pthread_mutex_unlock(&r->lock);
+	ASSERT_TRUE(job_wait(a, 10000)) MSG("the aborted READ still pending 10 s after its completion");
+	TH_LOG("%s: READ aborted by its SG_IO timeout (tmr_notification=0): %s", module_name(),
+	       job_str(a, d, sizeof(d)));
+	EXPECT_FALSE(job_ok(a)) MSG("the aborted READ succeeded: %s", d);
+
+	/* tmr_notification=1: ABORT TASK with the held command's id. */
+	ASSERT_EQ(0, write_file(DEV "/attrib/tmr_notification", "1"));
+	cdb_rw10(cdb, 0x28, 200, 8);
+	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 1000);
+	job_start(a);
+	ASSERT_EQ(1, wait_held(r, 1, 5000));
+	ASSERT_EQ(1, wait_tmrs(r, 1, 10000)) MSG("no TMR entry 10 s after the READ's SG_IO timeout");
+	pthread_mutex_lock(&r->lock);
+	id = r->held[0]->id;
+	TH_LOG("%s: ABORT TASK: TMR entry type %u, %u ids (first %u), the held READ is %u",
+	       module_name(), r->tmr_type, r->tmr_cnt, r->tmr_cnt ? r->tmr_ids[0] : 0, id);
+	EXPECT_EQ(TCMU_TMR_ABORT_TASK, r->tmr_type);
+	EXPECT_EQ(1, r->tmr_cnt);
+	EXPECT_EQ(id, r->tmr_ids[0]) MSG("ABORT TASK names cmd_id %u, the held READ is %u",
+					 r->tmr_ids[0], id);
+	EXPECT_EQ(0, complete_good(r, r->held[0]));
+	r->nheld = 0;
+	pthread_mutex_unlock(&r->lock);
+	ASSERT_TRUE(job_wait(a, 10000)) MSG("the aborted READ still pending 10 s after its completion");
+	EXPECT_FALSE(job_ok(a)) MSG("the aborted READ succeeded: %s", job_str(a, d, sizeof(d)));
+
+	/* LUN RESET with a held command. */
+	cdb_rw10(cdb, 0x28, 300, 8);
+	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 3000);
+	job_start(a);
+	ASSERT_EQ(1, wait_held(r, 1, 5000));
+	snprintf(rj.dev, sizeof(rj.dev), "%s", self->sg);
+	ASSERT_EQ(0, pthread_create(&rj.th, NULL, reset_thread, &rj));
+	EXPECT_EQ(2, wait_tmrs(r, 2, 10000)) MSG("no TMR entry 10 s after SG_SCSI_RESET");
+	pthread_mutex_lock(&r->lock);
+	id = r->held[0]->id;
+	TH_LOG("%s: LUN RESET: TMR entry type %u, %u ids (first %u), the held READ is %u",
+	       module_name(), r->tmr_type, r->tmr_cnt, r->tmr_cnt ? r->tmr_ids[0] : 0, id);
+	if (r->ntmrs >= 2) {
+		EXPECT_EQ(TCMU_TMR_LUN_RESET, r->tmr_type);
+		EXPECT_EQ(1, r->tmr_cnt);
+		EXPECT_EQ(id, r->tmr_ids[0]);
+	}
+	EXPECT_EQ(0, complete_good(r, r->held[0]));
+	r->nheld = 0;
+	r->hold = 0;
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(rj.th, NULL);
+	TH_LOG("%s: SG_SCSI_RESET: rc %d (%s)", module_name(), rj.rc, strerror(rj.err));
+	EXPECT_EQ(0, rj.rc) MSG("SG_SCSI_RESET_DEVICE: %s", strerror(rj.err));
+	ASSERT_TRUE(job_wait(a, 20000)) MSG("the READ reset with the LUN still pending after 20 s");
+	TH_LOG("%s: READ reset with the LUN: %s", module_name(), job_str(a, d, sizeof(d)));
+
+	/* The next command reports the reset: UNIT ATTENTION, BUS DEVICE RESET FUNCTION OCCURRED. */
+	cdb_rw10(cdb, 0x28, 9, 8);
+	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 10000);
+	job_run(a);
+	if (!job_ok(a)) {
+		int k, q, c;
+
+		sense_kaq(a, &k, &q, &c);
+		EXPECT_TRUE(a->h.status == SAM_STAT_CHECK_CONDITION && k == 6 && q == 0x29)
+			MSG("first READ after the LUN reset: %s", job_str(a, d, sizeof(d)));
+	}
+	read_ok(_metadata, self, 9, "after the LUN reset");
+}
+
 /*
  * action/block_dev: refused before the device is enabled; once blocked, new commands fail
  * with BUSY (TCM_LUN_BUSY) without reaching the ring, commands on the ring still complete;

@@ -79,6 +79,7 @@
 #define TAG_GROUP	0x15	/* READ(10)/WRITE(10) byte 6: marks the tests' own commands */
 #define VENDOR_OP	0xc0	/* an opcode no handler implements */
 #define MAX_HELD	64
+#define MAX_TMR_IDS	16
 #define MAX_JOBS	32
 #define SG_TIMEOUT_MS	60000
 
@@ -261,6 +262,10 @@ struct ring {
 
 	uint64_t last_ms;		/* when the last entry was seen */
 	unsigned int ncmds, npads, ntmrs, nrc16, nauto;
+	/* The last TMR entry: its type, command count and (the first MAX_TMR_IDS) ids. */
+	uint8_t tmr_type;
+	uint32_t tmr_cnt;
+	uint16_t tmr_ids[MAX_TMR_IDS];
 	/* The last PAD, and the entry that followed it. */
 	uint32_t pad_off, pad_len, pad_id, pad_flags;
 	int after_pad_pending;
@@ -623,9 +628,22 @@ static void ring_process(struct ring *r)
 			else
 				serve(r, c);
 			continue;
-		case TCMU_OP_TMR:
+		case TCMU_OP_TMR: {
+			struct tcmu_tmr_entry *t = (void *)h;
+			uint32_t cnt = t->cmd_cnt;
+
+			if (len < sizeof(*t) || (len - sizeof(*t)) / sizeof(t->cmd_ids[0]) < cnt) {
+				ring_err(r, "TMR entry at %u: %u ids do not fit its length %u",
+					 r->rd, cnt, len);
+				cnt = 0;
+			}
+			r->tmr_type = t->tmr_type;
+			r->tmr_cnt = t->cmd_cnt;
+			for (uint32_t i = 0; i < cnt && i < MAX_TMR_IDS; i++)
+				r->tmr_ids[i] = t->cmd_ids[i];
 			r->ntmrs++;
 			break;
+		}
 		default:
 			ring_err(r, "entry at %u: unknown op %u", r->rd, op);
 			break;
