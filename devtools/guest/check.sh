@@ -96,12 +96,15 @@ for m in tcmu_rs target_core_user; do
 done
 
 # Layer 6: robustness: create/enable/destroy cycles with a handler attached (kmemleak on the
-# debug flavour), and teardown under load with the handler stopped or killed, on each module.
+# debug flavour), teardown under load with the handler stopped or killed, and fio verify while
+# the handler is killed and restarted (bounded D state), on each module.
 for m in tcmu_rs target_core_user; do
 	layer cycles-$m env TCMU_MODULE=$m CYCLES=${CYCLES:-20} bash /tcmu/cycles.sh
 	grep "cycles on" /tmp/cycles-$m.log
 	layer teardown-load-$m env TCMU_MODULE=$m bash /tcmu/teardown-load.sh
 	grep "teardown under load" /tmp/teardown-load-$m.log
+	layer kill-restart-$m env TCMU_MODULE=$m bash /tcmu/kill-restart.sh
+	grep -E "^(A|B): fio exit|longest D state" /tmp/kill-restart-$m.log
 	rmmod tcm_loop "$m" 2>/dev/null
 done
 

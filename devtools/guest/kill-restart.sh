@@ -1,0 +1,157 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# fio --verify while the handler is killed (SIGKILL) and restarted, as tcmu-runner restarts
+# (block_dev 1, reset_ring 1, block_dev 0, then serve the same ring again):
+#   A. quick restarts (three kills, each restarted within 1 s): fio must finish with no error
+#      and every block verified (the commands the dead handler held complete with BUSY at the
+#      reset; the midlayer retries them on the new handler);
+#   B. a late restart (after cmd_time_out + 2 s): fio may see I/O errors (the held commands
+#      timed out), but never a verify mismatch, and a fresh verified fio passes afterwards.
+# Throughout, no task stays in D state longer than cmd_time_out + 5 s.
+set -euo pipefail
+. /tcmu/lib.sh
+M=${TCMU_MODULE:-tcmu_rs}
+TMO=4
+D=$CFG/core/user_8/kr
+WWN=naa.5001405000000081
+IMG=/tmp/kr.img
+SIZE=$((32 << 20))
+modprobe "$M"
+modprobe tcm_loop
+rm -f /tmp/kr-dmon.stop /tmp/kr-dmax
+
+# dmon: records the longest continuous D state of any task (centiseconds, task) in /tmp/kr-dmax.
+dmon() {
+	declare -A since=() seen=()
+	local max=0 who=- up now pid st line f d
+	while [ ! -e /tmp/kr-dmon.stop ]; do
+		read -r up _ </proc/uptime
+		now=$((10#${up/./}))
+		seen=()
+		for f in /proc/[0-9]*/stat; do
+			read -r line 2>/dev/null <"$f" || continue
+			st=${line##*) }
+			st=${st%% *}
+			[ "$st" = D ] || continue
+			pid=${f#/proc/}
+			pid=${pid%/stat}
+			seen[$pid]=1
+			[ -n "${since[$pid]:-}" ] || since[$pid]=$now
+			d=$((now - since[$pid]))
+			if [ $d -gt $max ]; then
+				max=$d
+				who=${line#* (}
+				who="$pid ${who%%)*}"
+			fi
+		done
+		for pid in "${!since[@]}"; do
+			[ -n "${seen[$pid]:-}" ] || unset "since[$pid]"
+		done
+		echo "$max $who" >/tmp/kr-dmax
+		sleep 0.2
+	done
+}
+
+hpid=
+start_handler() {
+	/tcmu/tcmu-rs-handler --wait >>/tmp/kr-handler.log 2>&1 &
+	hpid=$!
+}
+kill_handler() {
+	kill -KILL "$hpid" 2>/dev/null || true
+	wait "$hpid" 2>/dev/null || true
+}
+# restart: what tcmu-runner does when it starts on an existing device.
+restart_handler() {
+	echo 1 >"$D/action/block_dev"
+	echo 1 >"$D/action/reset_ring"
+	echo 0 >"$D/action/block_dev"
+	start_handler
+}
+
+fio_verify() { # name log extra-args...
+	local name=$1 log=$2
+	shift 2
+	fio --name="$name" --filename="/dev/$sd" --rw=randwrite --bsrange=4k-64k --iodepth=16 \
+		--ioengine=libaio --direct=1 --size=$SIZE --verify=crc32c --verify_fatal=1 \
+		--randrepeat=0 "$@" >"$log" 2>&1
+}
+
+truncate -s $SIZE "$IMG"
+mkdir -p "$D"
+echo -n "dev_config=file/$IMG,dev_size=$SIZE" >"$D/control"
+echo "$TMO" >"$D/attrib/cmd_time_out"
+echo 1 >"$D/enable"
+start_handler
+export_lun $WWN "$D" l
+sd=$(wait_disk) || { echo "no disk"; exit 1; }
+dmon &
+mpid=$!
+rc=0
+
+# A: quick restarts.
+fio_verify quick /tmp/kr-fio-a.log --loops=2 &
+fpid=$!
+kills=0
+for i in 1 2 3; do
+	sleep 3
+	kill -0 "$fpid" 2>/dev/null || break
+	kill_handler
+	sleep 0.5
+	restart_handler
+	kills=$i
+	echo "A: handler killed and restarted ($i)"
+done
+arc=0
+wait "$fpid" || arc=$?
+echo "A: fio exit $arc: $(grep -E 'err=' /tmp/kr-fio-a.log | head -1)"
+if [ $arc != 0 ] || grep -qiE 'verify|err= *[1-9]' /tmp/kr-fio-a.log; then
+	echo "A: fio failed with quick restarts"
+	tail -30 /tmp/kr-fio-a.log
+	rc=1
+fi
+[ $kills -ge 1 ] || { echo "A: fio ended before the first kill"; rc=1; }
+
+# B: a late restart.
+fio_verify late /tmp/kr-fio-b.log --loops=2 &
+fpid=$!
+sleep 3
+kill_handler
+echo "B: handler killed"
+# A synchronous direct read waits in D state until its command times out: it shows the
+# monitor sees D states (and bounds them).
+dd if="/dev/$sd" of=/dev/null bs=4k count=1 skip=7 iflag=direct 2>/dev/null &
+ddpid=$!
+sleep $((TMO + 2))
+wait "$ddpid" && echo "B: dd while the handler was gone succeeded" || echo "B: dd while the handler was gone failed (timed out)"
+restart_handler
+echo "B: handler restarted after $((TMO + 2)) s"
+brc=0
+wait "$fpid" || brc=$?
+echo "B: fio exit $brc: $(grep -E 'err=' /tmp/kr-fio-b.log | head -1)"
+if grep -qiE 'verify.*(bad|fail|mismatch)|bad magic|crc32c' /tmp/kr-fio-b.log; then
+	echo "B: fio saw a verify mismatch"
+	tail -30 /tmp/kr-fio-b.log
+	rc=1
+fi
+if ! fio_verify after /tmp/kr-fio-c.log; then
+	echo "B: verified fio after the late restart failed"
+	tail -30 /tmp/kr-fio-c.log
+	rc=1
+fi
+
+touch /tmp/kr-dmon.stop
+wait "$mpid" || true
+read -r dmax dwho </tmp/kr-dmax
+echo "longest D state: $((dmax / 100)).$(printf %02d $((dmax % 100))) s ($dwho); bound $((TMO + 5)) s"
+[ "$dmax" -le $(((TMO + 5) * 100)) ] || { echo "a task stayed in D state too long"; rc=1; }
+[ "$dmax" -ge 100 ] || { echo "the D-state monitor missed the dd waiting for a timed-out command"; rc=1; }
+
+kill_handler
+unexport_lun $WWN l
+rmdir "$D" "$CFG/core/user_8"
+rmdir "$CFG/loopback" 2>/dev/null || true
+rm -f "$IMG"
+rmmod tcm_loop "$M"
+[ $rc = 0 ] && echo "kill-restart on $M: OK"
+exit $rc
