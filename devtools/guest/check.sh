@@ -108,6 +108,12 @@ for m in tcmu_rs target_core_user; do
 	rmmod tcm_loop "$m" 2>/dev/null
 done
 
+# Layer 6b: module parameters and data-page reclaim (global_max_data_area_mb), tcmu_rs only
+# (the C module shows no page counts).
+layer reclaim-tcmu_rs bash /tcmu/reclaim.sh
+grep -E "^(after fio|global_max|idle over|default limit)" /tmp/reclaim-tcmu_rs.log
+rmmod tcm_loop tcmu_rs 2>/dev/null
+
 # Layer 7: a hostile handler (tcmu-rs-fuzzer) corrupting the shared memory protocol while fio
 # runs, then recovery with our handler and a verified fio. tcmu_rs only: the C module trusts
 # the shared memory and may crash under it.

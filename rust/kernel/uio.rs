@@ -22,8 +22,9 @@ use crate::{
     init::PinInit,
     page::{Page, PAGE_SIZE},
     prelude::*,
+    new_mutex,
     str::{CStr, CString},
-    sync::Arc,
+    sync::{Arc, Mutex},
     types::Opaque,
     ThisModule,
 };
@@ -185,6 +186,12 @@ pub trait Operations: Send + Sync + Sized + 'static {
     /// Last `close()` of `/dev/uioN` (not called once the registration is gone).
     fn release(&self) {}
 
+    /// Where the registration records the file mappings of the process that has the device
+    /// open, for [`OpenMapping::unmap`]; `None` (the default) if the driver never unmaps.
+    fn open_mapping(&self) -> Option<&OpenMapping> {
+        None
+    }
+
     /// A write of a 32-bit value to `/dev/uioN`. `notifier` wakes up readers of the device.
     fn irqcontrol(&self, notifier: &Notifier, value: i32) -> Result;
 
@@ -194,6 +201,56 @@ pub trait Operations: Send + Sync + Sized + 'static {
     /// Supplies page `pgoff` of map 0 to a process touching it for the first time; `None`
     /// sends it `SIGBUS`.
     fn fault(&self, pgoff: usize) -> Option<FaultPage>;
+}
+
+/// The address space of an open `/dev/uioN`, through which a driver takes pages back from the
+/// process that mapped them (`unmap_mapping_range()`): its next access faults again.
+///
+/// A driver embeds one in its [`Operations`] data and returns it from
+/// [`Operations::open_mapping`]; the registration records the address space at a successful
+/// `open()` and forgets it at `release()`. Mappings keep the file open, so every mapping of
+/// the device is reachable through it while it is recorded.
+#[pin_data]
+pub struct OpenMapping {
+    #[pin]
+    mapping: Mutex<MappingPtr>,
+}
+
+struct MappingPtr(*mut bindings::address_space);
+
+// SAFETY: Only used under the mutex, between `open()` and `release()` of the file, while the
+// inode (and its address space) is pinned by that open file.
+unsafe impl Send for MappingPtr {}
+
+impl OpenMapping {
+    /// Nothing recorded.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self { mapping <- new_mutex!(MappingPtr(ptr::null_mut())) })
+    }
+
+    fn set(&self, m: *mut bindings::address_space) {
+        self.mapping.lock().0 = m;
+    }
+
+    /// Removes the process's mappings of bytes `offset..offset + len` of map 0 (`len` 0: to
+    /// the end), so that its next access to them goes to [`Operations::fault`] again. Does
+    /// nothing if the device is not open.
+    ///
+    /// Sleeps; may be called with driver locks held that the fault path also takes, as the
+    /// memory manager's locks are not held around [`Operations::fault`] in a way that waits
+    /// for this (it takes the mapping's `i_mmap` lock, not the faulting process's `mmap_lock`).
+    pub fn unmap(&self, offset: u64, len: u64) {
+        let m = self.mapping.lock();
+        if m.0.is_null() {
+            return;
+        }
+        let (Ok(off), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: `m.0` is the address space of the inode of the open file (see `MappingPtr`);
+        // the lock keeps `release_cb` from clearing it meanwhile.
+        unsafe { bindings::unmap_mapping_range(m.0, off, len, 1) };
+    }
 }
 
 /// Wakes up processes waiting on a UIO device; only lent to callbacks, during the call.
@@ -333,6 +390,10 @@ impl<T: Operations> PinnedDrop for Registration<T> {
         // SAFETY: Registered in `new`. After this returns the UIO core makes no more calls
         // through `info`.
         unsafe { bindings::uio_unregister_device(self.info.get()) };
+        // `release_cb` is not called for a file that is still open: forget its mapping now.
+        if let Some(om) = self.data.open_mapping() {
+            om.set(ptr::null_mut());
+        }
     }
 }
 
@@ -344,15 +405,27 @@ unsafe fn data_of<'a, T: Operations>(info: *mut bindings::uio_info) -> &'a T {
     unsafe { &*(*info).priv_.cast::<T>() }
 }
 
-unsafe extern "C" fn open_cb<T: Operations>(info: *mut bindings::uio_info, _: *mut bindings::inode) -> c_int {
+unsafe extern "C" fn open_cb<T: Operations>(info: *mut bindings::uio_info, inode: *mut bindings::inode) -> c_int {
     // SAFETY: The UIO core calls this only while the registration exists.
     let data = unsafe { data_of::<T>(info) };
-    from_result(|| data.open().map(|()| 0))
+    from_result(|| {
+        data.open()?;
+        if let Some(om) = data.open_mapping() {
+            // SAFETY: `inode` is the inode of the file being opened; it stays valid until the
+            // file's release, where `release_cb` forgets it.
+            om.set(unsafe { (*inode).i_mapping });
+        }
+        Ok(0)
+    })
 }
 
 unsafe extern "C" fn release_cb<T: Operations>(info: *mut bindings::uio_info, _: *mut bindings::inode) -> c_int {
     // SAFETY: As in `open_cb`.
-    unsafe { data_of::<T>(info) }.release();
+    let data = unsafe { data_of::<T>(info) };
+    if let Some(om) = data.open_mapping() {
+        om.set(ptr::null_mut());
+    }
+    data.release();
     0
 }
 

@@ -47,6 +47,35 @@ fn split(s: &[u8]) -> Result<(&[u8], u32), KstrtoError> {
 pub fn kstrtoull(s: &[u8]) -> Result<u64, KstrtoError> {
     let s = s.strip_prefix(b"+").unwrap_or(s);
     let (digits, base) = split(s)?;
+    digits_value(digits, base)
+}
+
+/// `kstrtoint(s, 10, &v)`: decimal only (`010` is ten, `0x10` is invalid).
+pub fn kstrtoint_dec(s: &[u8]) -> Result<i32, KstrtoError> {
+    let s = match s.split_last() {
+        Some((b'\n', rest)) => rest,
+        _ => s,
+    };
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        return Err(KstrtoError::Invalid);
+    }
+    let v = digits_value(digits, 10)?;
+    if neg {
+        if v > 1 << 31 {
+            return Err(KstrtoError::Range);
+        }
+        Ok((v as i64).wrapping_neg() as i32)
+    } else {
+        i32::try_from(v).map_err(|_| KstrtoError::Range)
+    }
+}
+
+fn digits_value(digits: &[u8], base: u32) -> Result<u64, KstrtoError> {
     let mut v: u64 = 0;
     for &c in digits {
         let d = match c {

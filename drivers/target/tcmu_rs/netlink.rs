@@ -10,6 +10,7 @@
 //! [`REPLY_TIMEOUT_MS`] with `ETIMEDOUT`, or at once on a signal.
 
 use crate::abi;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     c_str,
     genetlink::{self, AttrType, Info, Op},
@@ -22,6 +23,29 @@ use kernel::{
 
 /// How long a configfs write waits for a handler's reply.
 pub(crate) const REPLY_TIMEOUT_MS: u32 = 30_000;
+/// Waiting writes check for `reset_netlink` this often.
+const RESET_POLL_MS: u32 = 100;
+
+/// Module parameter `block_netlink`: events that would wait for a reply fail with `EAGAIN`.
+pub(crate) static BLOCKED: AtomicBool = AtomicBool::new(false);
+/// Bumped by `reset_netlink`: writes waiting for a reply end with `EINTR`.
+static RESET_GEN: AtomicU32 = AtomicU32::new(0);
+/// Number of writes waiting for a reply.
+static WAITING: AtomicU32 = AtomicU32::new(0);
+
+/// `reset_netlink=1`: fails the writes waiting for a reply (within [`RESET_POLL_MS`]).
+/// As in C, that needs `block_netlink` set while any waits.
+pub(crate) fn reset_waiting() -> Result {
+    if WAITING.load(Ordering::Acquire) == 0 {
+        return Ok(());
+    }
+    if !BLOCKED.load(Ordering::Relaxed) {
+        pr_err!("Could not reset device's netlink interface. Netlink is not blocked.\n");
+        return Err(EBUSY);
+    }
+    RESET_GEN.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
 
 /// An errno that `kernel::error::code` lacks.
 fn errno(e: u32) -> Error {
@@ -188,6 +212,14 @@ impl Nl {
         let nl = reg.data();
         let wait = ev.nl_reply_supported > 0 && nl.reply_supported();
         if wait {
+            if BLOCKED.load(Ordering::Relaxed) {
+                pr_warn_ratelimited!(
+                    "Failing nl cmd {} on device {}. Interface is blocked.\n",
+                    cmd,
+                    ev.dev_index
+                );
+                return Err(EAGAIN);
+            }
             let mut st = nl.shared.st.lock();
             if st.find(ev.dev_index).is_some() {
                 return Err(EBUSY);
@@ -215,28 +247,39 @@ impl Nl {
         if !wait {
             return sent;
         }
+        let gen = RESET_GEN.load(Ordering::Acquire);
+        WAITING.fetch_add(1, Ordering::AcqRel);
         let mut st = nl.shared.st.lock();
         let mut res = sent;
         if res.is_ok() {
             let mut left = msecs_to_jiffies(REPLY_TIMEOUT_MS);
+            let slice = msecs_to_jiffies(RESET_POLL_MS);
             res = loop {
                 if let Some(status) = st.find(ev.dev_index).and_then(|w| w.status) {
                     break if status == 0 { Ok(()) } else { Err(Error::from_errno(status)) };
                 }
-                match nl.shared.cv.wait_interruptible_timeout(&mut st, left) {
-                    CondVarTimeoutResult::Woken { jiffies } => left = jiffies,
-                    CondVarTimeoutResult::Timeout => {
-                        pr_warn_ratelimited!(
-                            "tcmu_rs: no netlink reply from the handler for device {}\n",
-                            ev.dev_index
-                        );
-                        break Err(errno(kernel::bindings::ETIMEDOUT));
-                    }
+                if RESET_GEN.load(Ordering::Acquire) != gen {
+                    pr_debug!("Aborting nl cmd {} on device {}\n", cmd, ev.dev_index);
+                    break Err(EINTR);
+                }
+                if left == 0 {
+                    pr_warn_ratelimited!(
+                        "tcmu_rs: no netlink reply from the handler for device {}\n",
+                        ev.dev_index
+                    );
+                    break Err(errno(kernel::bindings::ETIMEDOUT));
+                }
+                let t = left.min(slice);
+                match nl.shared.cv.wait_interruptible_timeout(&mut st, t) {
+                    CondVarTimeoutResult::Woken { jiffies } => left -= t - jiffies.min(t),
+                    CondVarTimeoutResult::Timeout => left -= t,
                     CondVarTimeoutResult::Signal { .. } => break Err(EINTR),
                 }
             };
         }
         st.remove(ev.dev_index);
+        drop(st);
+        WAITING.fetch_sub(1, Ordering::AcqRel);
         res
     }
 }

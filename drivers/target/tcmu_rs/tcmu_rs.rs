@@ -7,12 +7,16 @@
 //! It registers the target backend `user`, like `target_core_user`; the two modules exclude
 //! each other because the target core refuses a second backend of the same name.
 //!
-//! Locking order: `UserDev::cfg` -> `UserDev::uio` -> `Ring::st`.
+//! Locking order: `UserDev::cfg` -> `UserDev::uio` -> `Ring::st` -> `Ring::mapping`.
+//! `Reclaimer::rings` is taken alone (the reclaim work copies the list, then locks each ring).
 
-use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU64, Ordering};
+use core::fmt::Write as _;
+use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     alloc::flags::{GFP_KERNEL, GFP_NOIO, __GFP_ZERO},
-    c_str, fmt, new_mutex,
+    c_str, fmt,
+    module_param::{ParamContext, ParamOps, ParamShared, ParamWriter},
+    new_mutex,
     page::{Page, PAGE_SIZE},
     pr_warn_ratelimited,
     prelude::*,
@@ -69,17 +73,170 @@ const TCMU_TIME_OUT_MS: u64 = 30_000;
 /// Largest command id (ids are 16 bits, 0 is never used).
 const MAX_CMD_ID: usize = 0xffff;
 
-const LIMITS: Limits = Limits {
-    page_shift: kernel::page::PAGE_SHIFT as u32,
-    global_max_pages: params::TCMU_GLOBAL_MAX_PAGES_DEF,
-};
+/// `global_max_data_area_mb` in pages (`tcmu_global_max_pages`).
+static GLOBAL_MAX_PAGES: AtomicU32 = AtomicU32::new(params::TCMU_GLOBAL_MAX_PAGES_DEF);
+/// Data area pages held by all devices (`global_page_count`).
+static GLOBAL_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// The reclaimer, for the `global_max_data_area_mb` parameter.
+static RECLAIMER: ParamShared<Reclaimer> = ParamShared::new();
+
+/// The limits that follow from the page size and the module parameters.
+fn limits() -> Limits {
+    Limits {
+        page_shift: kernel::page::PAGE_SHIFT as u32,
+        global_max_pages: GLOBAL_MAX_PAGES.load(Ordering::Relaxed),
+    }
+}
+
+/// Whether the data areas hold more pages than `global_max_data_area_mb` allows.
+fn over_global_limit() -> bool {
+    GLOBAL_PAGES.load(Ordering::Relaxed) > GLOBAL_MAX_PAGES.load(Ordering::Relaxed) as usize
+}
+
+/// Module parameter `global_max_data_area_mb` (as C: decimal, > 0, capped per device at
+/// configure time; lowering it below what is held reclaims unused pages at once).
+struct GlobalMaxDataAreaMb;
+
+impl ParamOps for GlobalMaxDataAreaMb {
+    fn set(ctx: &ParamContext<'_>, val: &[u8]) -> Result {
+        let mb = kstrto::kstrtoint_dec(val).map_err(|_| EINVAL)?;
+        if mb <= 0 {
+            pr_err!("global_max_data_area must be larger than 0.\n");
+            return Err(EINVAL);
+        }
+        let pages = limits().mbs_to_pages(mb as u32).min(u64::from(u32::MAX)) as u32;
+        GLOBAL_MAX_PAGES.store(pages, Ordering::Relaxed);
+        if over_global_limit() {
+            if let Some(r) = RECLAIMER.get(ctx) {
+                r.kick();
+            }
+        }
+        Ok(())
+    }
+
+    fn get(_ctx: &ParamContext<'_>, f: &mut ParamWriter<'_>) -> Result {
+        writeln!(f, "{}", limits().global_max_mb()).map_err(|_| EINVAL)
+    }
+}
+
+/// Module parameter `block_netlink`: 1 makes events that would wait for a reply fail.
+struct BlockNetlink;
+
+impl ParamOps for BlockNetlink {
+    fn set(_ctx: &ParamContext<'_>, val: &[u8]) -> Result {
+        let v = kstrto::kstrtou8(val).map_err(|e| Error::from_errno(e.to_errno()))?;
+        if v > 1 {
+            pr_err!("Invalid block netlink value {}\n", v);
+            return Err(EINVAL);
+        }
+        netlink::BLOCKED.store(v == 1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn get(_ctx: &ParamContext<'_>, f: &mut ParamWriter<'_>) -> Result {
+        let s = if netlink::BLOCKED.load(Ordering::Relaxed) { "blocked" } else { "unblocked" };
+        writeln!(f, "{s}").map_err(|_| EINVAL)
+    }
+}
+
+/// Module parameter `reset_netlink` (write-only): 1 fails the events waiting for a reply
+/// with `EINTR`; refused with `EBUSY` unless `block_netlink` is set.
+struct ResetNetlink;
+
+impl ParamOps for ResetNetlink {
+    fn set(_ctx: &ParamContext<'_>, val: &[u8]) -> Result {
+        let v = kstrto::kstrtou8(val).map_err(|e| Error::from_errno(e.to_errno()))?;
+        if v != 1 {
+            pr_err!("Invalid reset netlink value {}\n", v);
+            return Err(EINVAL);
+        }
+        netlink::reset_waiting()
+    }
+}
+
+kernel::module_param_cb!(
+    "global_max_data_area_mb",
+    GlobalMaxDataAreaMb,
+    0o644,
+    "Max MBs allowed to be allocated to all the tcmu device's data areas."
+);
+kernel::module_param_cb!("block_netlink", BlockNetlink, 0o644, "Block new netlink commands.");
+kernel::module_param_cb!("reset_netlink", ResetNetlink, 0o200, "Reset netlink commands.", write_only);
+
+/// Frees the unused data pages of all devices when they hold more than the global limit
+/// (C's `tcmu_unmap_work`).
+#[pin_data]
+struct Reclaimer {
+    /// The rings of enabled devices; free slots are reused.
+    #[pin]
+    rings: Mutex<KVec<Option<Arc<Ring>>>>,
+    #[pin]
+    work: ArcWork<Reclaimer>,
+}
+
+kernel::impl_has_arc_work!(Reclaimer, work);
+
+impl ArcWorkCallback for Reclaimer {
+    fn run(this: Arc<Self>) {
+        this.reclaim_all();
+    }
+}
+
+impl Reclaimer {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Reclaimer {
+                rings <- new_mutex!(KVec::new()),
+                work <- ArcWork::new(c_str!("tcmu_rs::Reclaimer::work"), kernel::static_lock_class!()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn kick(&self) {
+        let rings = self.rings.lock();
+        // Any ring holds a reference to us: schedule through it.
+        if let Some(r) = rings.iter().flatten().next() {
+            ArcWork::schedule(r.reclaimer.clone());
+        }
+    }
+
+    fn add(&self, ring: Arc<Ring>) -> Result {
+        let mut rings = self.rings.lock();
+        if let Some(slot) = rings.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(ring);
+            return Ok(());
+        }
+        Ok(rings.push(Some(ring), GFP_KERNEL)?)
+    }
+
+    fn remove(&self, ring: &Arc<Ring>) {
+        for slot in self.rings.lock().iter_mut() {
+            if slot.as_ref().is_some_and(|r| Arc::ptr_eq(r, ring)) {
+                *slot = None;
+            }
+        }
+    }
+
+    fn reclaim_all(&self) {
+        let mut rings = KVec::new();
+        for r in self.rings.lock().iter().flatten() {
+            if rings.push(r.clone(), GFP_KERNEL).is_err() {
+                break;
+            }
+        }
+        let freed: usize = rings.iter().map(|r| r.reclaim()).sum();
+        pr_debug!("reclaimed {} data pages, {} held\n", freed, GLOBAL_PAGES.load(Ordering::Relaxed));
+    }
+}
 
 struct User;
 
-/// Module-wide data: the parent of all UIO devices and the netlink family.
+/// Module-wide data: the parent of all UIO devices, the netlink family, the reclaimer.
 struct Global {
     root: RootDevice,
     nl: kernel::genetlink::Registration<netlink::Nl>,
+    reclaimer: Arc<Reclaimer>,
 }
 
 /// One `user_<n>` HBA.
@@ -151,8 +308,12 @@ struct Ring {
     blk_size: u32,
     pages_per_blk: u32,
     settings: Arc<Settings>,
+    reclaimer: Arc<Reclaimer>,
     /// `/dev/uioN` is open (one handler at a time, as in C).
     open: AtomicBool,
+    /// The handler's mappings, to take back reclaimed data pages.
+    #[pin]
+    mapping: uio::OpenMapping,
     /// Fires at the earliest command deadline; runs `work`, which fails expired commands.
     #[pin]
     timer: ArcTimer<Ring>,
@@ -208,6 +369,9 @@ struct RingState {
     blocks: BlockAlloc<KVVec<u64>>,
     /// Data area pages by page index, allocated on first use.
     pages: KVVec<Option<Page>>,
+    /// Number of `Some` in `pages`.
+    npages: usize,
+    stats: Stats,
     /// Commands on the ring by id (index 0 unused).
     cmds: KVVec<Option<Inflight>>,
     inflight: usize,
@@ -221,6 +385,24 @@ struct RingState {
     broken: bool,
     /// Set at teardown: nothing more happens on this ring.
     dead: bool,
+}
+
+/// Counters of `attrib/stats`.
+#[derive(Default)]
+struct Stats {
+    submitted: u64,
+    completed: u64,
+    timed_out: u64,
+    aborted: u64,
+    qfull: u64,
+    ring_peak: u32,
+    blocks_peak: u32,
+}
+
+impl Drop for RingState {
+    fn drop(&mut self) {
+        GLOBAL_PAGES.fetch_sub(self.npages, Ordering::Relaxed);
+    }
 }
 
 impl RingState {
@@ -357,13 +539,14 @@ fn data_direction(d: DataDir) -> DataDirection {
 }
 
 impl Ring {
-    fn new(p: &Params, settings: Arc<Settings>) -> Result<Arc<Self>> {
-        let blk_size = p.data_blk_size(&LIMITS).ok_or(EINVAL)?;
+    fn new(p: &Params, settings: Arc<Settings>, reclaimer: Arc<Reclaimer>) -> Result<Arc<Self>> {
+        let limits = limits();
+        let blk_size = p.data_blk_size(&limits).ok_or(EINVAL)?;
         let ring_bytes = CMDR_OFF.checked_add(p.cmdr_size).ok_or(EINVAL)? as usize;
         if ring_bytes % PAGE_SIZE != 0 || blk_size == 0 {
             return Err(EINVAL);
         }
-        let data_size = LIMITS.mbs_to_pages(p.data_area_mb) as usize * PAGE_SIZE;
+        let data_size = limits.mbs_to_pages(p.data_area_mb) as usize * PAGE_SIZE;
         let map_pages = (ring_bytes + data_size) / PAGE_SIZE;
         let area = SharedArea::new(ring_bytes / PAGE_SIZE)?;
         write_mailbox(&area, p.cmdr_size);
@@ -383,13 +566,17 @@ impl Ring {
                 blk_size,
                 pages_per_blk: p.data_pages_per_blk,
                 settings,
+                reclaimer,
                 open: AtomicBool::new(false),
+                mapping <- uio::OpenMapping::new(),
                 timer <- ArcTimer::new(),
                 work <- ArcWork::new(c_str!("tcmu_rs::Ring::work"), kernel::static_lock_class!()),
                 st <- new_mutex!(RingState {
                     ring,
                     blocks,
                     pages: KVVec::new(),
+                    npages: 0,
+                    stats: Stats::default(),
                     cmds,
                     inflight: 0,
                     qfull: Fifo::new(),
@@ -430,6 +617,7 @@ impl Ring {
                     return Err(cmd.reject(TCM_OUT_OF_RESOURCES));
                 };
                 let deadline = deadline_in(wait);
+                st.stats.qfull += 1;
                 cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
                 st.qseq = st.qseq.wrapping_add(1);
                 // A failed push drops (and so fails) the command.
@@ -466,10 +654,15 @@ impl Ring {
                 cmd.complete(target::SAM_STAT_CHECK_CONDITION);
             }
         }
+        let mut qexpired = 0u64;
         st.qfull.take_where(
             |q| !time_after(q.deadline, now),
-            |q| q.cmd.complete(target::SAM_STAT_TASK_SET_FULL),
+            |q| {
+                qexpired += 1;
+                q.cmd.complete(target::SAM_STAT_TASK_SET_FULL)
+            },
         );
+        st.stats.timed_out += u64::from(expired) + qexpired;
         for q in st.qfull.iter() {
             next = earlier(next, q.deadline);
         }
@@ -538,6 +731,52 @@ impl Ring {
         self.run_qfull(&mut st)
     }
 
+    /// Frees the data pages after the last block in use (C's `find_free_blocks` for one
+    /// device): the handler's mappings of them go first, so its next touch faults in the
+    /// page a later command allocates. Returns the number of pages freed.
+    fn reclaim(&self) -> usize {
+        let mut st = self.st.lock();
+        if st.dead {
+            return 0;
+        }
+        let Some(r) = st.blocks.reclaim() else {
+            return 0;
+        };
+        let off = self.data_off as u64 + u64::from(r.start) * u64::from(self.blk_size);
+        self.mapping.unmap(off, 0);
+        // No block from `start` on is in use: free every page from there.
+        let from = r.start as usize * self.pages_per_blk as usize;
+        let mut freed = 0;
+        for slot in st.pages.iter_mut().skip(from) {
+            if slot.take().is_some() {
+                freed += 1;
+            }
+        }
+        st.npages -= freed;
+        GLOBAL_PAGES.fetch_sub(freed, Ordering::Relaxed);
+        freed
+    }
+
+    /// Writes `attrib/stats`.
+    fn write_stats(&self, f: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        let st = self.st.lock();
+        let s = &st.stats;
+        writeln!(f, "cmds_submitted {}", s.submitted)?;
+        writeln!(f, "cmds_completed {}", s.completed)?;
+        writeln!(f, "cmds_timed_out {}", s.timed_out)?;
+        writeln!(f, "cmds_aborted {}", s.aborted)?;
+        writeln!(f, "qfull_events {}", s.qfull)?;
+        writeln!(f, "cmds_inflight {}", st.inflight)?;
+        writeln!(f, "ring_used_bytes {}", st.ring.used())?;
+        writeln!(f, "ring_peak_bytes {}", s.ring_peak)?;
+        writeln!(f, "ring_size_bytes {}", self.cmdr_size)?;
+        writeln!(f, "data_blocks_used {}", st.blocks.used())?;
+        writeln!(f, "data_blocks_peak {}", s.blocks_peak)?;
+        writeln!(f, "data_blocks_max {}", st.blocks.max_blocks())?;
+        writeln!(f, "data_pages {}", st.npages)?;
+        writeln!(f, "global_data_pages {}", GLOBAL_PAGES.load(Ordering::Relaxed))
+    }
+
     /// Handles a task management function: aborted commands still waiting for space are
     /// completed with `TASK ABORTED`; if `tmr_notification` is on, the handler gets a
     /// `TCMU_OP_TMR` entry with the ids of the aborted commands on the ring. Returns whether
@@ -547,6 +786,7 @@ impl Ring {
         if st.dead {
             return false;
         }
+        st.stats.aborted += tags.len() as u64;
         st.qfull.take_where(
             |q| tags.contains(&q.cmd.tag()),
             |q| q.cmd.complete(target::SAM_STAT_TASK_ABORTED),
@@ -760,6 +1000,9 @@ impl Ring {
             });
             st.inflight += 1;
         }
+        st.stats.submitted += 1;
+        st.stats.ring_peak = st.stats.ring_peak.max(st.ring.used());
+        st.stats.blocks_peak = st.stats.blocks_peak.max(st.blocks.used());
         Ok(deadline)
     }
 
@@ -774,9 +1017,11 @@ impl Ring {
                     st.pages.push(None, GFP_NOIO)?;
                 }
             }
-            for slot in &mut st.pages[first..first + ppb] {
-                if slot.is_none() {
-                    *slot = Some(Page::alloc_page(GFP_NOIO | __GFP_ZERO)?);
+            for i in first..first + ppb {
+                if st.pages[i].is_none() {
+                    st.pages[i] = Some(Page::alloc_page(GFP_NOIO | __GFP_ZERO)?);
+                    st.npages += 1;
+                    GLOBAL_PAGES.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -834,6 +1079,10 @@ impl Ring {
             st.broken = true;
             return false;
         }
+        // Idle and over the global limit: reclaim unused pages (C does it from here too).
+        if st.inflight == 0 && st.qfull.is_empty() && over_global_limit() {
+            ArcWork::schedule(self.reclaimer.clone());
+        }
         // TMR notifications first; commands only once none waits (as C).
         let tmrs = self.run_tmr_queue(&mut st);
         if !st.tmr_queue.is_empty() {
@@ -849,6 +1098,7 @@ impl Ring {
             pages,
             cmds,
             inflight,
+            stats,
             ..
         } = st;
         let mut reaper = ring.begin_reap(tail).map_err(|_| "bad cmd_tail")?;
@@ -887,6 +1137,7 @@ impl Ring {
                 // A command that timed out was failed already: its late completion only
                 // releases the entry (and the blocks, unless kept).
                 if let Some(cmd) = inf.cmd.take() {
+                    stats.completed += 1;
                     let kind = response::decode_status(&raw, &inf.info);
                     self.complete(pages, cmd, &inf.dbis, inf.n_first, kind, off);
                 }
@@ -1014,6 +1265,10 @@ impl uio::Operations for Ring {
         self.open.store(false, Ordering::Release);
     }
 
+    fn open_mapping(&self) -> Option<&uio::OpenMapping> {
+        Some(&self.mapping)
+    }
+
     fn irqcontrol(&self, notifier: &Notifier, _value: i32) -> Result {
         if self.reap() {
             notifier.notify();
@@ -1055,6 +1310,7 @@ const A_DEV_SIZE: usize = 6;
 const A_NL_REPLY_SUPPORTED: usize = 7;
 const A_TMR_NOTIFICATION: usize = 8;
 const A_EMULATE_WRITE_CACHE: usize = 9;
+const A_STATS: usize = 10;
 // Device actions (`<dev>/action`).
 const ACT_BLOCK_DEV: usize = 0;
 const ACT_RESET_RING: usize = 1;
@@ -1109,6 +1365,8 @@ impl Backend for User {
         AttrDef::rw(c_str!("nl_reply_supported")),
         AttrDef::rw(c_str!("tmr_notification")),
         AttrDef::rw(c_str!("emulate_write_cache")),
+        // Not in the C module: counters and ring/data use (read-only, skipped by saveconfig).
+        AttrDef::ro(c_str!("stats")),
     ];
     const ACTION_ATTRS: &'static [AttrDef] = &[
         AttrDef::rw(c_str!("block_dev")),
@@ -1128,6 +1386,10 @@ impl Backend for User {
                 writeln!(f, "{}", u8::from(st.tmr_notification.load(Ordering::Relaxed)))
             }
             A_EMULATE_WRITE_CACHE => writeln!(f, "{}", u8::from(dev.write_cache())),
+            A_STATS => match dev.uio.lock().as_ref() {
+                Some(reg) => reg.data().write_stats(f),
+                None => writeln!(f, "enabled 0"),
+            },
             _ => {
                 let p = dev.cfg.lock();
                 match id {
@@ -1270,7 +1532,7 @@ impl Backend for User {
         try_pin_init!(UserDev {
             name: CString::try_from_fmt(fmt!("{}", name))?,
             settings: settings?,
-            cfg <- new_mutex!(Params::new(&LIMITS)),
+            cfg <- new_mutex!(Params::new(&limits())),
             uio <- new_mutex!(None),
         })
     }
@@ -1290,7 +1552,7 @@ impl Backend for User {
         if uio.is_some() {
             return Err(EEXIST);
         }
-        let ring = Ring::new(&p, dev.settings.clone())?;
+        let ring = Ring::new(&p, dev.settings.clone(), global.reclaimer.clone())?;
         let config = core::str::from_utf8(p.dev_config()).unwrap_or("");
         let hba = dev.hba();
         let name = if config.is_empty() {
@@ -1316,6 +1578,7 @@ impl Backend for User {
             queue_depth: DEF_HW_QUEUE_DEPTH,
         });
         let (uio_name, minor) = event_id(&reg)?;
+        global.reclaimer.add(reg.data().clone())?;
         *uio = Some(reg);
         // The handler reacts to the event by opening the device and writing its attributes and
         // actions (tcmu-runner blocks it during setup): no lock may be held while waiting.
@@ -1331,6 +1594,7 @@ impl Backend for User {
             if let Some(reg) = dev.uio.lock().take() {
                 let ring = reg.data().clone();
                 drop(reg);
+                global.reclaimer.remove(&ring);
                 ring.shutdown();
             }
             return Err(e);
@@ -1359,6 +1623,7 @@ impl Backend for User {
             let ring = reg.data().clone();
             // Unregister first: no more completions or opens race with the teardown.
             drop(reg);
+            dev.backend_data().reclaimer.remove(&ring);
             ring.shutdown();
         }
     }
@@ -1366,7 +1631,7 @@ impl Backend for User {
     fn set_params(dev: &Device<Self>, params: &[u8]) -> Result<usize> {
         let mut p = dev.cfg.lock();
         let enabled = dev.uio.lock().is_some();
-        let res = params::set_params(&mut p, params, enabled, &LIMITS);
+        let res = params::set_params(&mut p, params, enabled, &limits());
         // Block size and transfer limit go to the device attributes at once, as in C.
         let mut hw = dev.hw_limits();
         if p.hw_block_size != 0 {
@@ -1432,6 +1697,8 @@ impl Backend for User {
 
 struct TcmuRs {
     _backend: target::Registration<User>,
+    reclaimer: Arc<Reclaimer>,
+    module: &'static ThisModule,
 }
 
 impl kernel::Module for TcmuRs {
@@ -1440,10 +1707,30 @@ impl kernel::Module for TcmuRs {
         // it fails here, cleanly, before anything else is set up.
         let nl = kernel::genetlink::Registration::new(module, netlink::Nl::new()?)?;
         let root = RootDevice::new(c_str!("tcmu_rs"), module)?;
-        let backend =
-            target::Registration::<User>::new(module, Global { root, nl })?;
+        let reclaimer = Reclaimer::new()?;
+        RECLAIMER.publish(module, reclaimer.clone());
+        let backend = target::Registration::<User>::new(
+            module,
+            Global { root, nl, reclaimer: reclaimer.clone() },
+        );
+        let backend = match backend {
+            Ok(b) => b,
+            Err(e) => {
+                RECLAIMER.withdraw(module);
+                return Err(e);
+            }
+        };
         pr_info!("TCMU in Rust loaded (ABI {})\n", abi::TCMU_VERSION);
-        Ok(TcmuRs { _backend: backend })
+        Ok(TcmuRs { _backend: backend, reclaimer, module })
+    }
+}
+
+impl Drop for TcmuRs {
+    fn drop(&mut self) {
+        // No device is left (each holds a reference on the module): stop the parameter's
+        // access to the reclaimer, then wait for a reclaim still running.
+        RECLAIMER.withdraw(self.module);
+        ArcWork::cancel_sync(&*self.reclaimer);
     }
 }
 

@@ -58,3 +58,22 @@ proptest::proptest! {
         proptest::prop_assert_eq!(kstrtou32(h.as_bytes()), Ok(v));
     }
 }
+
+#[test]
+fn kstrtoint_decimal_only() {
+    // kstrtoint(s, 10, &v), as global_max_data_area_mb parses.
+    assert_eq!(kstrtoint_dec(b"2048\n"), Ok(2048));
+    assert_eq!(kstrtoint_dec(b"010"), Ok(10));
+    assert_eq!(kstrtoint_dec(b"+7"), Ok(7));
+    assert_eq!(kstrtoint_dec(b"-1"), Ok(-1));
+    assert_eq!(kstrtoint_dec(b"-2147483648"), Ok(i32::MIN));
+    assert_eq!(kstrtoint_dec(b"2147483647"), Ok(i32::MAX));
+    assert_eq!(kstrtoint_dec(b"2147483648"), Err(KstrtoError::Range));
+    assert_eq!(kstrtoint_dec(b"-2147483649"), Err(KstrtoError::Range));
+    assert_eq!(kstrtoint_dec(b"0x10"), Err(KstrtoError::Invalid));
+    assert_eq!(kstrtoint_dec(b"1a"), Err(KstrtoError::Invalid));
+    assert_eq!(kstrtoint_dec(b""), Err(KstrtoError::Invalid));
+    assert_eq!(kstrtoint_dec(b"\n"), Err(KstrtoError::Invalid));
+    assert_eq!(kstrtoint_dec(b"-"), Err(KstrtoError::Invalid));
+    assert_eq!(kstrtoint_dec(b"5\n\n"), Err(KstrtoError::Invalid));
+}

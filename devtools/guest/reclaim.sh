@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Module parameters and data-page reclaim (tcmu_rs): the parameters exist with the C module's
+# names, modes and defaults; the data area's pages show in attrib/stats; lowering
+# global_max_data_area_mb below what the devices hold frees an idle device's unused pages
+# (unmapped from the handler), and they are faulted in again on demand: fio verify passes
+# afterwards, and each time the device goes idle over the limit its pages go again.
+set -euo pipefail
+. /tcmu/lib.sh
+M=tcmu_rs
+P=/sys/module/$M/parameters
+D=$CFG/core/user_9/rc
+WWN=naa.5001405000000091
+rc=0
+fail() { echo "FAIL: $*"; rc=1; }
+stat_of() { sed -n "s/^$1 //p" "$D/attrib/stats"; }
+# wait_pages OP N SECONDS: waits until data_pages OP N (-eq, -gt, ...).
+wait_pages() {
+	local i
+	for i in $(seq $(($3 * 10))); do
+		[ "$(stat_of data_pages)" "$1" "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+modprobe $M
+modprobe tcm_loop
+for p in global_max_data_area_mb block_netlink reset_netlink; do
+	[ -e "$P/$p" ] || fail "no parameter $p"
+done
+[ "$(stat -c %a $P/global_max_data_area_mb)" = 644 ] || fail "global_max_data_area_mb mode $(stat -c %a $P/global_max_data_area_mb)"
+[ "$(stat -c %a $P/block_netlink)" = 644 ] || fail "block_netlink mode"
+[ "$(stat -c %a $P/reset_netlink)" = 200 ] || fail "reset_netlink mode"
+[ "$(cat $P/global_max_data_area_mb)" = 2048 ] || fail "global_max_data_area_mb default $(cat $P/global_max_data_area_mb)"
+[ "$(cat $P/block_netlink)" = unblocked ] || fail "block_netlink default $(cat $P/block_netlink)"
+echo 0 >$P/global_max_data_area_mb 2>/dev/null && fail "global_max_data_area_mb=0 accepted"
+echo 0x10 >$P/global_max_data_area_mb 2>/dev/null && fail "global_max_data_area_mb=0x10 accepted (decimal only)"
+echo 2 >$P/block_netlink 2>/dev/null && fail "block_netlink=2 accepted"
+echo 0 >$P/reset_netlink 2>/dev/null && fail "reset_netlink=0 accepted"
+echo 1 >$P/reset_netlink || fail "reset_netlink=1 with nothing waiting refused"
+echo 1 >$P/block_netlink && [ "$(cat $P/block_netlink)" = blocked ] || fail "block_netlink=1"
+echo 0 >$P/block_netlink
+modinfo -p $M 2>/dev/null | grep -q "^block_netlink:" || fail "modinfo shows no parameter descriptions"
+
+mkdir -p "$D"
+echo -n "dev_config=ram/rc,dev_size=$((64 << 20)),max_data_area_mb=32" >"$D/control"
+echo 1 >"$D/enable"
+/tcmu/tcmu-rs-handler --wait >/tmp/rc-handler.log 2>&1 &
+hpid=$!
+export_lun $WWN "$D" l
+sd=$(wait_disk) || { echo "no disk"; exit 1; }
+fio_verify() {
+	fio --name=rc --filename="/dev/$sd" --rw=write --bs=1M --iodepth=8 --ioengine=libaio \
+		--direct=1 --size=24M --verify=crc32c --verify_fatal=1 >/tmp/rc-fio.log 2>&1 ||
+		{ tail -20 /tmp/rc-fio.log; return 1; }
+}
+fio_verify || fail "fio verify (first)"
+held=$(stat_of data_pages)
+echo "after fio: data_pages $held, peak blocks $(stat_of data_blocks_peak), global $(stat_of global_data_pages)"
+[ "$held" -gt 0 ] || fail "no data pages held after fio"
+
+echo 1 >$P/global_max_data_area_mb
+wait_pages -eq 0 3 || fail "data_pages still $(stat_of data_pages) 3 s after global_max_data_area_mb=1"
+echo "global_max_data_area_mb=1: data_pages $(stat_of data_pages), global $(stat_of global_data_pages)"
+
+fio_verify || fail "fio verify after the reclaim (pages faulted in again)"
+wait_pages -eq 0 3 || fail "data_pages still $(stat_of data_pages) 3 s after fio went idle over the limit"
+echo "idle over the limit again: data_pages $(stat_of data_pages)"
+
+echo 2048 >$P/global_max_data_area_mb
+fio_verify || fail "fio verify with the default limit"
+[ "$(stat_of data_pages)" -gt 0 ] || fail "pages freed below the limit"
+echo "default limit: data_pages $(stat_of data_pages)"
+grep . "$D/attrib/stats"
+
+kill "$hpid"
+wait "$hpid" 2>/dev/null || true
+unexport_lun $WWN l
+rmdir "$D" "$CFG/core/user_9"
+rmdir "$CFG/loopback" 2>/dev/null || true
+rmmod tcm_loop $M
+[ $rc = 0 ] && echo "reclaim on $M: OK"
+exit $rc
