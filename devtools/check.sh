@@ -56,6 +56,8 @@ build_selftests() {
 		-o "$out/tcmu_ring" "$SRC/tools/testing/selftests/tcmu/tcmu_ring.c" -lpthread
 	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
 		-o "$out/tcmu_fail" "$SRC/tools/testing/selftests/tcmu/tcmu_fail.c" -lpthread
+	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
+		-o "$out/tcmu_netlink" "$SRC/tools/testing/selftests/tcmu/tcmu_netlink.c" -lpthread
 }
 
 guest_tests() {
@@ -73,10 +75,11 @@ guest_tests() {
 		--file "$BUILD/kselftest/tcmu/tcmu_basic:/tcmu/selftests/tcmu_basic" \
 		--file "$BUILD/kselftest/tcmu/tcmu_ring:/tcmu/selftests/tcmu_ring" \
 		--file "$BUILD/kselftest/tcmu/tcmu_fail:/tcmu/selftests/tcmu_fail" \
+		--file "$BUILD/kselftest/tcmu/tcmu_netlink:/tcmu/selftests/tcmu_netlink" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
-		--timeout $(((900 + $(fuzz_secs)) * slowdown)) \
+		--timeout $(((1000 + $(fuzz_secs)) * slowdown)) \
 		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS CYCLES=$CYCLES sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	# A guest that crashed, hung or logged a kernel warning fails the run.

@@ -52,7 +52,7 @@ echo "module $p $f" >>"$RESULTS"
 kselftest() { # module other
 	modprobe "$1" || { echo "kselftest-$1 0 1" >>"$RESULTS"; return; }
 	sp=0 sf=0
-	for t in tcmu_basic tcmu_ring tcmu_fail; do
+	for t in tcmu_basic tcmu_ring tcmu_fail tcmu_netlink; do
 		out=/tmp/kselftest-$1-$t.log
 		TCMU_MODULE=$1 TCMU_OTHER_MODULE=$2 "$SELFTESTS/$t" 2>&1 | tee "$out"
 		totals=$(grep '^# Totals:' "$out" | tail -1)
