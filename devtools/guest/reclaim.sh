@@ -72,6 +72,10 @@ echo 2048 >$P/global_max_data_area_mb
 fio_verify || fail "fio verify with the default limit"
 [ "$(stat_of data_pages)" -gt 0 ] || fail "pages freed below the limit"
 echo "default limit: data_pages $(stat_of data_pages)"
+# Plugging (tcm_loop submits through the target core's queue): at most one wake-up per command.
+w=$(stat_of handler_wakeups) n=$(stat_of cmds_submitted)
+echo "plug: $w handler wake-ups for $n commands"
+[ "$w" -gt 0 ] && [ "$w" -le "$n" ] || fail "handler wake-ups $w for $n commands"
 grep . "$D/attrib/stats"
 
 kill "$hpid"

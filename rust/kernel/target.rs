@@ -121,6 +121,20 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// their completion.
     fn tmr_notify(_dev: &Device<Self>, _tmf: Tmf, _aborted: &mut dyn Iterator<Item = usize>) {}
 
+    /// Whether the backend batches work between [`Backend::plug`] and [`Backend::unplug`].
+    const PLUG: bool = false;
+
+    /// The target core is about to submit a batch of commands to `dev` (queued submission).
+    /// Returns whether the device is now plugged by this caller: then [`Backend::unplug`]
+    /// follows after the batch. At most one plug per device at a time (the abstraction keeps
+    /// one `se_dev_plug` per device).
+    fn plug(_dev: &Device<Self>) -> bool {
+        false
+    }
+
+    /// The end of a batch that [`Backend::plug`] started.
+    fn unplug(_dev: &Device<Self>) {}
+
     /// Returns the SCSI peripheral device type.
     fn device_type(_dev: &Device<Self>) -> u32 {
         TYPE_DISK
@@ -179,6 +193,10 @@ impl<T: Backend> Hba<T> {
 pub struct Device<T: Backend> {
     #[pin]
     se_dev: Opaque<bindings::se_device>,
+    /// Handed to the target core by `plug_device_cb` (one plug at a time, see
+    /// [`Backend::plug`]).
+    #[pin]
+    plug: Opaque<bindings::se_dev_plug>,
     #[pin]
     data: T::DevData,
 }
@@ -666,6 +684,10 @@ impl<T: Backend> Registration<T> {
         o.parse_cdb = Some(parse_cdb_cb::<T>);
         o.get_device_type = Some(device_type_cb::<T>);
         o.tmr_notify = Some(tmr_notify_cb::<T>);
+        if T::PLUG {
+            o.plug_device = Some(plug_device_cb::<T>);
+            o.unplug_device = Some(unplug_device_cb::<T>);
+        }
         o.get_blocks = Some(get_blocks_cb::<T>);
         o.tb_dev_attrib_attrs = dev_attrs.as_ptr();
         o.tb_dev_action_attrs = action_attrs.as_ptr();
@@ -890,6 +912,10 @@ unsafe extern "C" fn alloc_device_cb<T: Backend>(
             // SAFETY: An all-zero `se_device` is what the target core expects from a backend.
             unsafe { p.write_bytes(0, 1) };
         }),
+        plug <- Opaque::ffi_init(|p: *mut bindings::se_dev_plug| {
+            // SAFETY: Plain data, filled in by the target core when used.
+            unsafe { p.write_bytes(0, 1) };
+        }),
         data <- T::alloc_device(hba, name),
     }? Error);
     let Ok(dev) = KBox::pin_init(init, GFP_KERNEL) else {
@@ -991,6 +1017,25 @@ unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> Sense
             reason
         }
     }
+}
+
+unsafe extern "C" fn plug_device_cb<T: Backend>(se_dev: *mut bindings::se_device) -> *mut bindings::se_dev_plug {
+    // SAFETY: As in `configure_device_cb`.
+    let dev = unsafe { Device::<T>::from_raw(se_dev) };
+    if T::plug(dev) {
+        // The backend allows one plug at a time: the target core has this one to itself
+        // until it passes it to `unplug_device_cb`.
+        dev.plug.get()
+    } else {
+        ptr::null_mut()
+    }
+}
+
+unsafe extern "C" fn unplug_device_cb<T: Backend>(se_plug: *mut bindings::se_dev_plug) {
+    // SAFETY: `se_plug` is a plug returned by `plug_device_cb`, whose `se_dev` the target
+    // core set to its device (and holds a reference to until this returns).
+    let dev = unsafe { Device::<T>::from_raw((*se_plug).se_dev) };
+    T::unplug(dev);
 }
 
 unsafe extern "C" fn tmr_notify_cb<T: Backend>(

@@ -295,7 +295,8 @@ impl Drop for RootDevice {
 pub struct Registration<T: Operations> {
     #[pin]
     info: Opaque<bindings::uio_info>,
-    name: CString,
+    /// The name `info` points to; replaced under the UIO device's `info_lock`.
+    name: core::cell::UnsafeCell<CString>,
     data: Arc<T>,
 }
 
@@ -323,7 +324,7 @@ impl<T: Operations> Registration<T> {
         let priv_ = raw.cast_mut().cast::<c_void>();
         let size = data.map_pages() * PAGE_SIZE;
         try_pin_init!(Self {
-            name,
+            name: core::cell::UnsafeCell::new(name),
             data,
             info <- Self::register(parent, module, name_ptr, version, map_name, priv_, size),
         }? Error)
@@ -365,9 +366,38 @@ impl<T: Operations> Registration<T> {
         &self.data
     }
 
-    /// The UIO device name given at registration.
-    pub fn name(&self) -> &CStr {
-        &self.name
+    /// Runs `f` with the UIO core's lock of this device (`info_lock`), which it holds while it
+    /// reads `info` (e.g. for `/sys/class/uio/uioN/name`).
+    fn with_info_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: `uio_dev` is set at registration and valid for the lifetime of `self`.
+        let lock = unsafe { &raw mut (*(*self.info.get()).uio_dev).info_lock };
+        // SAFETY: `lock` is the initialised mutex of the live UIO device.
+        unsafe { bindings::mutex_lock(lock) };
+        let r = f();
+        // SAFETY: Locked above.
+        unsafe { bindings::mutex_unlock(lock) };
+        r
+    }
+
+    /// A copy of the UIO device name.
+    pub fn name(&self) -> Result<CString> {
+        self.with_info_lock(|| {
+            // SAFETY: The name is only replaced under `info_lock`, which we hold.
+            let name = unsafe { &*self.name.get() };
+            CString::try_from_fmt(crate::fmt!("{}", &**name))
+        })
+    }
+
+    /// Renames the UIO device (`/sys/class/uio/uioN/name`), as the C module does when the
+    /// device's configuration string changes.
+    pub fn set_name(&self, name: CString) {
+        let old = self.with_info_lock(|| {
+            // SAFETY: `info` is registered; the UIO core reads `name` under `info_lock`, held.
+            unsafe { (*self.info.get()).name = name.as_char_ptr() };
+            // SAFETY: As in `name`.
+            core::mem::replace(unsafe { &mut *self.name.get() }, name)
+        });
+        drop(old);
     }
 
     /// The minor number N of `/dev/uioN`.

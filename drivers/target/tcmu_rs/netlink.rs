@@ -154,16 +154,16 @@ impl genetlink::Family for Nl {
             info.s32(abi::TCMU_ATTR_CMD_STATUS),
             info.u32(abi::TCMU_ATTR_DEVICE_ID),
         ) else {
-            pr_warn_ratelimited!("tcmu_rs: netlink reply without status or device id\n");
+            pr_warn_ratelimited!("netlink reply without status or device id\n");
             return Err(EINVAL);
         };
         let Some(w) = st.find(dev_index) else {
-            pr_warn_ratelimited!("tcmu_rs: netlink reply for device {} that waits for none\n", dev_index);
+            pr_warn_ratelimited!("netlink reply for device {} that waits for none\n", dev_index);
             return Err(ENODEV);
         };
         if w.cmd != event || w.status.is_some() {
             pr_warn_ratelimited!(
-                "tcmu_rs: netlink reply {} does not match the pending event {} of device {}\n",
+                "netlink reply {} does not match the pending event {} of device {}\n",
                 cmd,
                 w.cmd,
                 dev_index
@@ -264,7 +264,7 @@ impl Nl {
                 }
                 if left == 0 {
                     pr_warn_ratelimited!(
-                        "tcmu_rs: no netlink reply from the handler for device {}\n",
+                        "no netlink reply from the handler for device {}\n",
                         ev.dev_index
                     );
                     break Err(errno(kernel::bindings::ETIMEDOUT));

@@ -293,6 +293,10 @@ struct UserDev {
     /// The UIO device and its ring, from `enable` until the device is destroyed.
     #[pin]
     uio: Mutex<Option<Pin<KBox<uio::Registration<Ring>>>>>,
+    /// A batch of queued submissions is running: the handler is woken up at its end.
+    plugged: AtomicBool,
+    /// Commands went on the ring while plugged.
+    notify_pending: AtomicBool,
 }
 
 /// The shared region and everything the ring lock protects. Mappings of the region hold a
@@ -309,6 +313,8 @@ struct Ring {
     pages_per_blk: u32,
     settings: Arc<Settings>,
     reclaimer: Arc<Reclaimer>,
+    /// Wake-ups of the handler for new ring entries (plugging batches them).
+    wakeups: AtomicU64,
     /// `/dev/uioN` is open (one handler at a time, as in C).
     open: AtomicBool,
     /// The handler's mappings, to take back reclaimed data pages.
@@ -567,6 +573,7 @@ impl Ring {
                 pages_per_blk: p.data_pages_per_blk,
                 settings,
                 reclaimer,
+                wakeups: AtomicU64::new(0),
                 open: AtomicBool::new(false),
                 mapping <- uio::OpenMapping::new(),
                 timer <- ArcTimer::new(),
@@ -766,6 +773,7 @@ impl Ring {
         writeln!(f, "cmds_timed_out {}", s.timed_out)?;
         writeln!(f, "cmds_aborted {}", s.aborted)?;
         writeln!(f, "qfull_events {}", s.qfull)?;
+        writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
         writeln!(f, "cmds_inflight {}", st.inflight)?;
         writeln!(f, "ring_used_bytes {}", st.ring.used())?;
         writeln!(f, "ring_peak_bytes {}", s.ring_peak)?;
@@ -1338,7 +1346,18 @@ fn reconfig(dev: &Device<User>, r: netlink::Reconfig<'_>) -> Result {
 
 /// What netlink events say to identify a device: its UIO name and minor.
 fn event_id(reg: &Pin<KBox<uio::Registration<Ring>>>) -> Result<(CString, u32)> {
-    Ok((CString::try_from_fmt(fmt!("{}", reg.name()))?, reg.minor()))
+    Ok((reg.name()?, reg.minor()))
+}
+
+/// The UIO name of a device: `tcm-user/<hba>/<dev>[/<dev_config>]`.
+fn uio_name(dev: &Device<User>, config: &[u8]) -> Result<CString> {
+    let config = core::str::from_utf8(config).unwrap_or("");
+    let hba = dev.hba();
+    if config.is_empty() {
+        CString::try_from_fmt(fmt!("tcm-user/{}/{}", hba.data().host_id, &*dev.name))
+    } else {
+        CString::try_from_fmt(fmt!("tcm-user/{}/{}/{}", hba.data().host_id, &*dev.name, config))
+    }
 }
 
 fn kerr(e: kstrto::KstrtoError) -> Error {
@@ -1442,6 +1461,10 @@ impl Backend for User {
                 let c = CString::try_from_fmt(fmt!("{}", s))?;
                 reconfig(dev, netlink::Reconfig::DevConfig(&c))?;
                 dev.cfg.lock().set_dev_config(v);
+                // The handler finds its configuration in the UIO name (as C updates it).
+                if let Some(reg) = dev.uio.lock().as_ref() {
+                    reg.set_name(uio_name(dev, v)?);
+                }
             }
             A_DEV_SIZE => {
                 let v = kstrto::kstrtoull(data).map_err(kerr)?;
@@ -1534,6 +1557,8 @@ impl Backend for User {
             settings: settings?,
             cfg <- new_mutex!(Params::new(&limits())),
             uio <- new_mutex!(None),
+            plugged: AtomicBool::new(false),
+            notify_pending: AtomicBool::new(false),
         })
     }
 
@@ -1553,13 +1578,7 @@ impl Backend for User {
             return Err(EEXIST);
         }
         let ring = Ring::new(&p, dev.settings.clone(), global.reclaimer.clone())?;
-        let config = core::str::from_utf8(p.dev_config()).unwrap_or("");
-        let hba = dev.hba();
-        let name = if config.is_empty() {
-            CString::try_from_fmt(fmt!("tcm-user/{}/{}", hba.data().host_id, &*dev.name))?
-        } else {
-            CString::try_from_fmt(fmt!("tcm-user/{}/{}/{}", hba.data().host_id, &*dev.name, config))?
-        };
+        let name = uio_name(dev, p.dev_config())?;
         let reg = KBox::pin_init(
             uio::Registration::new(
                 &dev.backend_data().root,
@@ -1689,9 +1708,31 @@ impl Backend for User {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         };
         if reg.data().queue(cmd)? {
-            reg.notify();
+            // Plugged: one wake-up at `unplug` for the whole batch. The order of the flag
+            // operations (here and in `unplug`) makes sure one of the two sides notifies.
+            dev.notify_pending.store(true, Ordering::SeqCst);
+            if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
+                reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
+                reg.notify();
+            }
         }
         Ok(())
+    }
+
+    const PLUG: bool = true;
+
+    fn plug(dev: &Device<Self>) -> bool {
+        !dev.plugged.swap(true, Ordering::SeqCst)
+    }
+
+    fn unplug(dev: &Device<Self>) {
+        dev.plugged.store(false, Ordering::SeqCst);
+        if dev.notify_pending.swap(false, Ordering::SeqCst) {
+            if let Some(reg) = dev.uio.lock().as_ref() {
+                reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
+                reg.notify();
+            }
+        }
     }
 }
 
