@@ -16,7 +16,7 @@ export ACCEL ?= tcg
 # create/destroy cycles per module instead of 20).
 export LONG ?= 0
 
-.PHONY: all run check deps kernel modules host-test vm-check vm clean-cache
+.PHONY: all run check bench deps kernel modules host-test vm-check vm clean-cache
 
 all: run
 
@@ -46,6 +46,11 @@ run: kernel
 
 check: deps
 	@bash devtools/check.sh all
+
+# The benchmark: fio through tcm_loop on tcmu_rs, target_core_user and rd_mcp in one boot;
+# writes BENCHMARKS.md. BENCH_RUNTIME=s BENCH_REPS=n BENCH_ROWS='row ...'.
+bench: deps
+	@bash devtools/bench.sh
 
 clean-cache:
 	rm -rf "$${TCMU_CACHE:-$$HOME/.cache/tcmu-rs}/build"

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the RESULT/MEM lines of devtools/guest/bench.sh into BENCHMARKS.md: medians per
+target and row, ratios tcmu_rs/C and tcmu_rs/rd_mcp, QD1 latency, memory."""
+import os, platform, re, statistics, subprocess, sys
+from collections import defaultdict
+
+log, out = sys.argv[1], sys.argv[2]
+res = defaultdict(list)   # (target, store, row) -> [(iops, p50)]
+mem, counters, rows, head = [], [], [], ""
+for line in open(log, errors="replace"):
+    line = line.strip()
+    if line.startswith("BENCH runtime"):
+        head = line
+    m = re.match(r"RESULT (.*)", line)
+    if m:
+        kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
+        key = (kv["target"], kv["store"], kv["row"])
+        res[key].append((float(kv["iops"]), float(kv["p50_us"])))
+        if kv["row"] not in rows:
+            rows.append(kv["row"])
+    if line.startswith("MEM "):
+        mem.append(line[4:])
+    if line.startswith("cmds_submitted"):
+        counters.append(line)
+
+def med(t, store, row, i=0):
+    v = [x[i] for x in res.get((t, store, row), []) if x[0] > 0]
+    return statistics.median(v) if v else 0.0
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "n/a"
+
+cpu = "?"
+try:
+    for l in open("/proc/cpuinfo"):
+        if l.startswith("model name"):
+            cpu = l.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+try:
+    commit = subprocess.run(["git", "-C", os.path.dirname(out) or ".", "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+except OSError:
+    commit = "?"
+
+L = []
+L.append("# Benchmarks: tcmu_rs against target_core_user and rd_mcp\n")
+L.append("Produced by `make bench` (devtools/bench.sh, devtools/guest/bench.sh, "
+         "devtools/bench-report.py); rerun it to reproduce.\n")
+L.append("## Method\n")
+L.append(f"- Machine: {os.cpu_count()} host CPUs ({cpu}); guest QEMU **TCG** (no KVM), "
+         "`-cpu max -smp 2`: absolute numbers mean little, compare ratios.")
+L.append(f"- Kernel: Debian linux-source-6.12 built by this repository (small config), commit {commit}.")
+L.append(f"- Run: `{head}`. One boot; targets take turns: passes alternate the order "
+         "(rs c rd, rd c rs, ...); each cell is the **median** over the passes.")
+L.append("- rs = tcmu_rs, c = target_core_user, both with our handler `tcmu-rs-handler` "
+         "(null backstore: reads return zeros, writes are dropped) and `max_data_area_mb=32`; "
+         "rd = LIO's in-kernel `rd_mcp` ramdisk (no userspace, the limit).")
+L.append("- fio through a tcm_loop LUN: libaio, direct, 1 s ramp, time based, 64 MiB region, "
+         "scheduler none; IOPS of the job group, p50 total latency (submission to completion).\n")
+L.append("## Null backstore (medians)\n")
+L.append("| row | rs IOPS | c IOPS | rd IOPS | rs/c | rs/rd | p50 µs rs | p50 µs c |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    a, b, c = med("rs", "null", r), med("c", "null", r), med("rd", "null", r)
+    L.append(f"| {r} | {a:.0f} | {b:.0f} | {c:.0f} | {ratio(a, b)} | {ratio(a, c)} | "
+             f"{med('rs', 'null', r, 1):.0f} | {med('c', 'null', r, 1):.0f} |")
+L.append("\nPer-pass values (IOPS), to judge the noise:\n")
+L.append("| row | rs | c | rd |")
+L.append("|---|---|---|---|")
+for r in rows:
+    cells = [", ".join(f"{x[0]:.0f}" for x in res.get((t, "null", r), [])) for t in ("rs", "c", "rd")]
+    L.append(f"| {r} | " + " | ".join(cells) + " |")
+if any(k[1] == "ram" for k in res):
+    L.append("\n## Ram backstore (one pass)\n")
+    L.append("| row | rs IOPS | c IOPS | rs/c | p50 µs rs | p50 µs c |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        a, b = med("rs", "ram", r), med("c", "ram", r)
+        L.append(f"| {r} | {a:.0f} | {b:.0f} | {ratio(a, b)} | {med('rs', 'ram', r, 1):.0f} | "
+                 f"{med('c', 'ram', r, 1):.0f} |")
+L.append("\n## Memory (tcmu_rs data area pages, 4 KiB each; sampled every 0.5 s)\n")
+for m in mem:
+    L.append(f"- {m}")
+L.append("\nThe C module has no page counter; its data area is allocated the same way "
+         "(blocks on demand, kept until reclaimed).\n")
+if counters:
+    L.append("Counters of the tcmu_rs passes (attrib/stats): handler wake-ups against commands "
+             "show the batching of notifications (plugging).\n")
+    for c in counters:
+        L.append(f"- `{c}`")
+open(out, "w").write("\n".join(L) + "\n")
+print("\n".join(L[10:10 + len(rows) + 3]))

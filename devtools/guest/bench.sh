@@ -1,0 +1,138 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The benchmark (make bench), in one boot: the same fio matrix through tcm_loop against
+#   rs  tcmu_rs + tcmu-rs-handler (null backstore)
+#   c   target_core_user + tcmu-rs-handler (null backstore)
+#   rd  LIO's rd_mcp ramdisk (no userspace: the limit)
+# in BENCH_REPS passes, the order of the targets alternating between passes (rs c rd, rd c
+# rs, ...); then one pass of rs and c with the ram backstore. Prints one line per fio run:
+#   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z
+# and the data pages tcmu_rs holds (attrib/stats) during and after its passes:
+#   MEM target=rs store=S rep=N peak_pages=P idle_pages=Q
+set -uo pipefail
+. /tcmu/lib.sh
+RT=${BENCH_RUNTIME:-5}
+REPS=${BENCH_REPS:-3}
+ROWS=${BENCH_ROWS:-all}
+WWN=naa.50014050000000b1
+SIZE=$((64 << 20))
+# name rw bs iodepth numjobs
+MATRIX="randread-4k-qd1-j1 randread 4k 1 1
+randread-4k-qd32-j1 randread 4k 32 1
+randread-4k-qd1-j2 randread 4k 1 2
+randread-4k-qd32-j2 randread 4k 32 2
+randwrite-4k-qd1-j1 randwrite 4k 1 1
+randwrite-4k-qd32-j1 randwrite 4k 32 1
+randwrite-4k-qd1-j2 randwrite 4k 1 2
+randwrite-4k-qd32-j2 randwrite 4k 32 2
+read-64k-qd8 read 64k 8 1
+write-64k-qd8 write 64k 8 1
+read-1m-qd8 read 1m 8 1
+write-1m-qd8 write 1m 8 1"
+
+D= HBA= HPID= sd=
+setup() { # target store
+	case $1 in
+	rd)
+		HBA=$CFG/core/rd_mcp_21
+		D=$HBA/b
+		mkdir -p "$D"
+		echo -n "rd_pages=$((SIZE / 4096))" >"$D/control"
+		echo 1 >"$D/enable"
+		;;
+	rs | c)
+		local m=tcmu_rs
+		[ "$1" = c ] && m=target_core_user
+		modprobe $m || return 1
+		HBA=$CFG/core/user_21
+		D=$HBA/b
+		mkdir -p "$D"
+		# The same explicit data area on both modules, large enough for 1M x qd8.
+		echo -n "dev_config=$2/b,dev_size=$SIZE,max_data_area_mb=32" >"$D/control"
+		echo 1 >"$D/enable"
+		/tcmu/tcmu-rs-handler --wait >/tmp/bench-handler.log 2>&1 &
+		HPID=$!
+		;;
+	esac
+	export_lun $WWN "$D" b
+	sd=$(wait_disk) || { echo "no disk for $1"; return 1; }
+	# The midlayer's default for a LUN: nothing that differs between targets.
+	echo none >/sys/block/$sd/queue/scheduler 2>/dev/null || true
+}
+
+teardown() { # target
+	unexport_lun $WWN b
+	rmdir "$D" "$HBA" 2>/dev/null
+	if [ -n "$HPID" ]; then
+		kill "$HPID" 2>/dev/null
+		wait "$HPID" 2>/dev/null
+		HPID=
+	fi
+	rmmod tcm_loop 2>/dev/null
+	case $1 in
+	rs) rmmod tcmu_rs ;;
+	c) rmmod target_core_user ;;
+	esac
+	return 0
+}
+
+pages() {
+	sed -n 's/^data_pages //p' "$D/attrib/stats" 2>/dev/null || echo 0
+}
+
+pass() { # target store rep
+	local t=$1 store=$2 rep=$3 peak=0 name rw bs qd nj
+	modprobe tcm_loop
+	setup "$t" "$store" || { teardown "$t"; return 1; }
+	while read -r name rw bs qd nj; do
+		[ "$ROWS" = all ] || [[ " $ROWS " == *" $name "* ]] || continue
+		fio --name=b --filename="/dev/$sd" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" \
+			--group_reporting --ioengine=libaio --direct=1 --time_based --runtime="$RT" \
+			--ramp_time=1 --size=$SIZE --lat_percentiles=1 --output-format=json >/tmp/bench.json 2>/tmp/bench.err &
+		local fpid=$!
+		if [ "$t" = rs ]; then
+			while kill -0 $fpid 2>/dev/null; do
+				local p
+				p=$(pages)
+				[ "${p:-0}" -gt $peak ] && peak=$p
+				sleep 0.5
+			done
+		fi
+		wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
+		python3 - "$t" "$store" "$rep" "$name" <<-'EOF'
+		import json, sys
+		t, store, rep, name = sys.argv[1:]
+		try:
+		    j = json.load(open("/tmp/bench.json"))["jobs"][0]
+		except Exception as e:
+		    print(f"RESULT target={t} store={store} rep={rep} row={name} iops=0 bw_kib=0 p50_us=0 error={e}")
+		    sys.exit(0)
+		d = j["write"] if "write" in name else j["read"]
+		p50 = (d.get("lat_ns", {}).get("percentile", {}).get("50.000000") or
+		       d["clat_ns"].get("percentile", {}).get("50.000000", 0)) / 1000
+		print(f"RESULT target={t} store={store} rep={rep} row={name} iops={d['iops']:.1f} "
+		      f"bw_kib={d['bw']} p50_us={p50:.1f}")
+		EOF
+	done <<<"$MATRIX"
+	if [ "$t" = rs ]; then
+		sleep 1
+		echo "MEM target=rs store=$store rep=$rep peak_pages=$peak idle_pages=$(pages)"
+		grep -E "^(cmds_submitted|handler_wakeups|qfull_events) " "$D/attrib/stats" | tr '\n' ' '
+		echo
+	fi
+	teardown "$t"
+}
+
+echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) kernel=$(uname -r)"
+for rep in $(seq "$REPS"); do
+	if [ $((rep % 2)) = 1 ]; then order="rs c rd"; else order="rd c rs"; fi
+	for t in $order; do
+		echo "pass $rep: $t (null)"
+		pass "$t" null "$rep"
+	done
+done
+for t in rs c; do
+	echo "pass ram: $t"
+	pass "$t" ram 1
+done
+echo "BENCH done"
