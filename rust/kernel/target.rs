@@ -475,6 +475,60 @@ impl SgList<'_> {
         self.copy_page(skip, page, off, len, false)
     }
 
+    /// Copies the first `len` bytes of the list to (`to_pages`) or from a sequence of pages in
+    /// one pass: byte `i` of the list goes to byte `i % PAGE_SIZE` of `page(i / PAGE_SIZE)`.
+    /// Stops early at the end of the list or when `page` returns `None`; returns the number of
+    /// bytes copied. `page` must not sleep (the list's pages are mapped atomically).
+    pub fn copy_pages<'p>(&self, len: usize, to_pages: bool, mut page: impl FnMut(usize) -> Option<&'p Page>) -> usize {
+        if self.is_empty() || len == 0 {
+            return 0;
+        }
+        let flags = bindings::SG_MITER_ATOMIC
+            | if to_pages { bindings::SG_MITER_FROM_SG } else { bindings::SG_MITER_TO_SG };
+        let mut miter = core::mem::MaybeUninit::<bindings::sg_mapping_iter>::zeroed();
+        let m = miter.as_mut_ptr();
+        // SAFETY: `sgl`/`nents` describe a valid list for `'a`; `m` is ours. Every iteration
+        // below is ended by `sg_miter_stop`.
+        unsafe { bindings::sg_miter_start(m, self.sgl, self.nents, flags) };
+        let mut done = 0usize;
+        // SAFETY: As above; `sg_miter_next` maps the next chunk at `addr` for `length` bytes.
+        'outer: while done < len && unsafe { bindings::sg_miter_next(m) } {
+            // SAFETY: Valid after a successful `sg_miter_next`.
+            let (addr, mlen) = unsafe { ((*m).addr.cast::<u8>(), (*m).length) };
+            let mut at = 0usize;
+            while at < mlen && done < len {
+                let poff = done % PAGE_SIZE;
+                let n = (mlen - at).min(PAGE_SIZE - poff).min(len - done);
+                let Some(p) = page(done / PAGE_SIZE) else {
+                    break 'outer;
+                };
+                // SAFETY: `p` is a valid page, mapped for the copy; `poff + n <= PAGE_SIZE`.
+                // The chunk `addr + at .. + n` is within the mapped `mlen` bytes. The two
+                // ranges do not overlap (kernel page vs. the command's buffers). Local
+                // mappings are released in reverse order (ours first).
+                unsafe {
+                    let pa = bindings::kmap_local_page(p.as_ptr()).cast::<u8>();
+                    if to_pages {
+                        ptr::copy_nonoverlapping(addr.add(at), pa.add(poff), n);
+                    } else {
+                        ptr::copy_nonoverlapping(pa.add(poff), addr.add(at), n);
+                    }
+                    bindings::kunmap_local(pa.cast());
+                }
+                at += n;
+                done += n;
+            }
+            if !to_pages {
+                // SAFETY: `m` is active; only `consumed` is updated (full chunks are the
+                // default), so the iterator marks what we wrote as dirty data.
+                unsafe { (*m).consumed = at };
+            }
+        }
+        // SAFETY: Started above.
+        unsafe { bindings::sg_miter_stop(m) };
+        done
+    }
+
     fn copy_page(&self, skip: usize, page: &Page, off: usize, len: usize, to_page: bool) -> Result<usize> {
         let end = off.checked_add(len).ok_or(EINVAL)?;
         if end > PAGE_SIZE || self.is_empty() {

@@ -365,7 +365,7 @@ struct Inflight {
     /// Completed with `KEEP_BUF`: the handler still uses the blocks until `free_kept_buf`.
     kept: bool,
     /// Data blocks: first the Data-Out (or Data-In) ones, then the bidi Data-In ones.
-    dbis: KVec<u32>,
+    dbis: SmallVec<u32, INLINE_BLOCKS>,
     n_first: usize,
     info: CmdInfo,
 }
@@ -417,6 +417,49 @@ impl RingState {
         if let Some(inf) = self.cmds.get_mut(id).and_then(Option::take) {
             self.blocks.free(&inf.dbis);
             self.inflight -= 1;
+        }
+    }
+}
+
+/// Blocks a command keeps without allocating (256 KiB with the default 16 KiB blocks).
+const INLINE_BLOCKS: usize = 16;
+/// Iovecs an entry is built from without allocating.
+const INLINE_IOVS: usize = 16;
+
+/// A vector of up to `N` elements kept inline (no allocation on the I/O path for the usual
+/// sizes), larger ones on the heap.
+enum SmallVec<T: Copy, const N: usize> {
+    Inline([T; N], usize),
+    Heap(KVec<T>),
+}
+
+impl<T: Copy, const N: usize> SmallVec<T, N> {
+    /// `n` copies of `v`.
+    fn filled(v: T, n: usize) -> Result<Self, kernel::alloc::AllocError> {
+        if n <= N {
+            Ok(Self::Inline([v; N], n))
+        } else {
+            Ok(Self::Heap(KVec::from_elem(v, n, GFP_NOIO)?))
+        }
+    }
+}
+
+impl<T: Copy, const N: usize> core::ops::Deref for SmallVec<T, N> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Self::Inline(a, n) => &a[..*n],
+            Self::Heap(v) => v,
+        }
+    }
+}
+
+impl<T: Copy, const N: usize> core::ops::DerefMut for SmallVec<T, N> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Self::Inline(a, n) => &mut a[..*n],
+            Self::Heap(v) => v,
         }
     }
 }
@@ -917,7 +960,7 @@ impl Ring {
             );
             return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
         }
-        let Ok(mut dbis) = KVec::from_elem(0, n, GFP_NOIO) else {
+        let Ok(mut dbis) = SmallVec::<u32, INLINE_BLOCKS>::filled(0, n) else {
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
         if st.blocks.alloc(n as u32, &mut dbis).is_none() {
@@ -948,7 +991,8 @@ impl Ring {
             st.blocks.free(&dbis);
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
-        let Ok(mut iovs) = KVec::from_elem(Iovec { base: 0, len: 0 }, iov_cnt + iov_bidi_cnt, GFP_NOIO)
+        let Ok(mut iovs) =
+            SmallVec::<Iovec, INLINE_IOVS>::filled(Iovec { base: 0, len: 0 }, iov_cnt + iov_bidi_cnt)
         else {
             st.blocks.free(&dbis);
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
@@ -1047,27 +1091,11 @@ impl Ring {
         to_blocks: bool,
     ) {
         let ppb = self.pages_per_blk as usize;
-        let mut done = 0usize;
-        'blocks: for &dbi in dbis {
-            for i in 0..ppb {
-                if done >= len {
-                    break 'blocks;
-                }
-                let Some(Some(page)) = pages.get(dbi as usize * ppb + i) else {
-                    break 'blocks;
-                };
-                let n = (len - done).min(PAGE_SIZE);
-                let r = if to_blocks {
-                    sg.copy_to_page(done, page, 0, n)
-                } else {
-                    sg.copy_from_page(done, page, 0, n)
-                };
-                match r {
-                    Ok(c) if c == n => done += n,
-                    _ => break 'blocks,
-                }
-            }
-        }
+        // Page `i` of the data: page `i % ppb` of block `dbis[i / ppb]`.
+        sg.copy_pages(len, to_blocks, |i| {
+            let dbi = *dbis.get(i / ppb)? as usize;
+            pages.get(dbi * ppb + i % ppb)?.as_ref()
+        });
     }
 
     /// Reaps the entries the handler released (up to `cmd_tail`) and completes their commands,
