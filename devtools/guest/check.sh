@@ -95,6 +95,17 @@ for m in tcmu_rs target_core_user; do
 	rmmod tcm_loop "$m" 2>/dev/null
 done
 
+# Layer 5b: the configfs and sysfs interface walked on both modules and compared (every
+# difference must be in attr-diff.allow); targetcli saveconfig/clearconfig/restoreconfig of a
+# user:qcow backstore served by tcmu-runner, then fio verify, on each module.
+layer attr-diff bash /tcmu/attr-diff.sh
+grep "^attr-diff: [0-9]" /tmp/attr-diff.log
+rmmod tcm_loop tcmu_rs target_core_user 2>/dev/null
+for m in tcmu_rs target_core_user; do
+	layer targetcli-e2e-$m env TCMU_MODULE=$m bash /tcmu/targetcli-e2e.sh
+	rmmod tcm_loop "$m" 2>/dev/null
+done
+
 # Layer 6: robustness: create/enable/destroy cycles with a handler attached (kmemleak on the
 # debug flavour), teardown under load with the handler stopped or killed, and fio verify while
 # the handler is killed and restarted (bounded D state), on each module.
