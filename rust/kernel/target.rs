@@ -47,6 +47,14 @@ pub const TCM_LUN_BUSY: SenseReason = bindings::tcm_sense_reason_table_TCM_LUN_B
 /// Peripheral device type of a direct-access block device (`TYPE_DISK`).
 pub const TYPE_DISK: u32 = bindings::TYPE_DISK;
 
+/// The device passes commands through: the target core does no SAM task attribute ordering
+/// for it (`TRANSPORT_FLAG_PASSTHROUGH`).
+pub const TRANSPORT_FLAG_PASSTHROUGH: u8 = bindings::TRANSPORT_FLAG_PASSTHROUGH as u8;
+/// ALUA is left to the backend (`alua_support` = 0).
+pub const TRANSPORT_FLAG_PASSTHROUGH_ALUA: u8 = bindings::TRANSPORT_FLAG_PASSTHROUGH_ALUA as u8;
+/// Persistent reservations are left to the backend (`pgr_support` = 0).
+pub const TRANSPORT_FLAG_PASSTHROUGH_PGR: u8 = bindings::TRANSPORT_FLAG_PASSTHROUGH_PGR as u8;
+
 /// A target backend driver.
 ///
 /// The target core serialises the configuration callbacks of one device through configfs;

@@ -1396,6 +1396,11 @@ impl Backend for User {
     const NAME: &'static CStr = c_str!("user");
     const INQUIRY_PROD: &'static CStr = c_str!("USER");
     const INQUIRY_REV: &'static CStr = c_str!("2.0");
+    // As C: no task attribute ordering by the target core (the handler sees the commands as
+    // they come); alua_support and pgr_support may be switched off.
+    const TRANSPORT_FLAGS_DEFAULT: u8 = target::TRANSPORT_FLAG_PASSTHROUGH;
+    const TRANSPORT_FLAGS_CHANGEABLE: u8 =
+        target::TRANSPORT_FLAG_PASSTHROUGH_PGR | target::TRANSPORT_FLAG_PASSTHROUGH_ALUA;
 
     type Data = Global;
     type HbaData = UserHba;
