@@ -43,6 +43,8 @@ fi
 # The guest run's time limit grows with the fuzzing time (fuzz-handler.sh fuzzes for at most
 # max(90, FUZZ_MUTATIONS / 200) seconds).
 fuzz_secs() { local t=$((FUZZ_MUTATIONS / 200)); echo $((t > 90 ? t : 90)); }
+# The guest's time limit: ~15 min of layers, the fuzzing time, and two create/destroy cycle
+# runs of CYCLES (about 2 s a cycle on the base flavour; 5 s allowed).
 # KASAN and lockdep under TCG make the guest several times slower.
 slowdown=1
 [ "$FLAVOUR" = base ] || slowdown=4
@@ -79,7 +81,7 @@ guest_tests() {
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
-		--timeout $(((1000 + $(fuzz_secs)) * slowdown)) \
+		--timeout $(((1500 + $(fuzz_secs) + CYCLES * 2 * 5) * slowdown)) \
 		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS CYCLES=$CYCLES sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	# A guest that crashed, hung or logged a kernel warning fails the run.
