@@ -7,7 +7,7 @@
 #
 # Variables: FLAVOUR=base|debug (debug = KASAN, lockdep, kmemleak), ACCEL=tcg|kvm|auto,
 # TCMU_CACHE=dir (default ~/.cache/tcmu-rs), JOBS=n, LONG=1 (long fuzzing run),
-# FUZZ_MUTATIONS=n (mutations of the hostile-handler test).
+# FUZZ_MUTATIONS=n (mutations of the hostile-handler test), QUICK=1 (short developer run).
 
 SHELL := /bin/bash
 export FLAVOUR ?= base
@@ -15,6 +15,9 @@ export ACCEL ?= tcg
 # LONG=1: long runs of the randomized tests (1000000 fuzzer mutations instead of 20000, 1000
 # create/destroy cycles per module instead of 20).
 export LONG ?= 0
+# QUICK=1: our module only, without the long layers (the developer loop; `make check` without
+# it is the contract).
+export QUICK ?= 0
 
 .PHONY: all run check bench deps kernel modules host-test vm-check vm clean-cache
 

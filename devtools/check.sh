@@ -32,7 +32,10 @@ build_tools() {
 
 # Mutations of the hostile-handler layer (fuzz-handler.sh): LONG=1 (make check LONG=1) for a
 # long run; FUZZ_MUTATIONS overrides both.
-if [ "${LONG:-0}" = 1 ]; then
+if [ "${QUICK:-0}" = 1 ]; then
+	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-2000}
+	CYCLES=${CYCLES:-3}
+elif [ "${LONG:-0}" = 1 ]; then
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-1000000}
 	CYCLES=${CYCLES:-1000}
 else
@@ -82,7 +85,7 @@ guest_tests() {
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
 		--timeout $(((1500 + $(fuzz_secs) + CYCLES * 2 * 5) * slowdown)) \
-		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS CYCLES=$CYCLES sh /tcmu/check.sh" || rc=$?
+		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS CYCLES=$CYCLES QUICK=${QUICK:-0} sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	# A guest that crashed, hung or logged a kernel warning fails the run.
 	[ $rc = 0 ] || echo "guest-vm 0 1" >>"$RES/results"
