@@ -131,8 +131,10 @@ for rep in $(seq "$REPS"); do
 		pass "$t" null "$rep"
 	done
 done
-for t in rs c; do
-	echo "pass ram: $t"
-	pass "$t" ram 1
-done
+if [ "${BENCH_RAM:-1}" = 1 ]; then
+	for t in rs c; do
+		echo "pass ram: $t"
+		pass "$t" ram 1
+	done
+fi
 echo "BENCH done"

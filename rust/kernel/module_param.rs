@@ -285,6 +285,17 @@ impl<T: Send + Sync> ParamShared<T> {
         Self::drop_raw(old);
     }
 
+    /// A new reference to what is published (e.g. to queue work that outlives the callback).
+    pub fn get_arc(&self, ctx: &ParamContext<'_>) -> Option<Arc<T>> {
+        let r = self.get(ctx)?;
+        // SAFETY: `r` points to the data of the published `Arc` (alive, see `get`): adding a
+        // reference and handing it out keeps the count right.
+        let a = unsafe { Arc::from_raw(ptr::from_ref(r)) };
+        let b = a.clone();
+        core::mem::forget(a);
+        Some(b)
+    }
+
     /// What is published, for the duration of a callback.
     pub fn get<'a>(&'a self, _ctx: &'a ParamContext<'_>) -> Option<&'a T> {
         let p = self.ptr.load(Ordering::Acquire);

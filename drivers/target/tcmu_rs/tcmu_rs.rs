@@ -107,8 +107,8 @@ impl ParamOps for GlobalMaxDataAreaMb {
         let pages = limits().mbs_to_pages(mb as u32).min(u64::from(u32::MAX)) as u32;
         GLOBAL_MAX_PAGES.store(pages, Ordering::Relaxed);
         if over_global_limit() {
-            if let Some(r) = RECLAIMER.get(ctx) {
-                r.kick();
+            if let Some(r) = RECLAIMER.get_arc(ctx) {
+                ArcWork::schedule(r);
             }
         }
         Ok(())
@@ -191,14 +191,6 @@ impl Reclaimer {
             }),
             GFP_KERNEL,
         )
-    }
-
-    fn kick(&self) {
-        let rings = self.rings.lock();
-        // Any ring holds a reference to us: schedule through it.
-        if let Some(r) = rings.iter().flatten().next() {
-            ArcWork::schedule(r.reclaimer.clone());
-        }
     }
 
     fn add(&self, ring: Arc<Ring>) -> Result {
@@ -641,12 +633,15 @@ impl Ring {
     }
 
     /// Queues `cmd` on the ring, or in the qfull queue. Returns whether the handler must be
-    /// woken up.
-    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>) -> Result<bool, Rejected<User>> {
+    /// woken up: `None` no (the command waits for space), `Some(idle)` yes, with `idle` telling
+    /// that the ring held nothing before (the handler may be asleep with no work: wake it now
+    /// rather than at the end of a plugged batch).
+    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>) -> Result<Option<bool>, Rejected<User>> {
         let mut st = self.st.lock();
         if st.broken || st.dead {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         }
+        let idle = st.ring.is_empty();
         // Keep the order: nothing overtakes commands already waiting.
         let res = if st.qfull.is_empty() {
             self.try_ring(&mut st, cmd)
@@ -659,7 +654,7 @@ impl Ring {
                 if let Some(d) = deadline {
                     ArcTimer::arm_earlier(self, d);
                 }
-                Ok(true)
+                Ok(Some(idle))
             }
             Err(NotQueued::Fail(cmd, reason)) => Err(cmd.reject(reason)),
             Err(NotQueued::NoSpace(cmd)) => {
@@ -674,7 +669,7 @@ impl Ring {
                 let _ = st.qfull.push(Queued { cmd, deadline });
                 drop(st);
                 ArcTimer::arm_earlier(self, deadline);
-                Ok(false)
+                Ok(None)
             }
         }
     }
@@ -1740,13 +1735,22 @@ impl Backend for User {
         let Some(reg) = uio.as_ref() else {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         };
-        if reg.data().queue(cmd)? {
-            // Plugged: one wake-up at `unplug` for the whole batch. The order of the flag
-            // operations (here and in `unplug`) makes sure one of the two sides notifies.
-            dev.notify_pending.store(true, Ordering::SeqCst);
-            if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
+        match reg.data().queue(cmd)? {
+            None => {}
+            // The handler had nothing to do: wake it at once, so that it works on this command
+            // while the rest of a batch is queued (large commands take long to copy in).
+            Some(true) => {
                 reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
                 reg.notify();
+            }
+            // Plugged: one wake-up at `unplug` for the rest of the batch. The order of the
+            // flag operations (here and in `unplug`) makes sure one of the two sides notifies.
+            Some(false) => {
+                dev.notify_pending.store(true, Ordering::SeqCst);
+                if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
+                    reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
+                    reg.notify();
+                }
             }
         }
         Ok(())
