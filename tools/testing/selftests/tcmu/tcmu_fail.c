@@ -1283,8 +1283,15 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	dev_make(_metadata, self, 512, DEF_SIZE,
 		 "cmd_ring_size_mb=1,max_data_area_mb=2,data_pages_per_blk=2");
 
+	/* tcmu_rs adds the read-only attrib/stats (Documentation/target/tcmu-rs.rst). */
+	static const char rs_attrib[] =
+		"alua_support cmd_ring_size_mb cmd_time_out data_pages_per_blk dev_config dev_size "
+		"emulate_pr emulate_write_cache enforce_pr_isids force_pr_aptpl hw_block_size "
+		"hw_max_sectors hw_pi_prot_type hw_queue_depth max_data_area_mb nl_reply_supported "
+		"pgr_support qfull_time_out stats submit_type tmr_notification";
+
 	dir_names(DEV "/attrib", names, sizeof(names));
-	EXPECT_STREQ(c_attrib, names) MSG("attrib/ has: %s", names);
+	EXPECT_STREQ(is_c_module() ? c_attrib : rs_attrib, names) MSG("attrib/ has: %s", names);
 	dir_names(DEV "/action", names, sizeof(names));
 	EXPECT_STREQ(c_action, names) MSG("action/ has: %s", names);
 
