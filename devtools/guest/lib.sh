@@ -14,6 +14,9 @@ make_user_dev() {
 # the nexus is created first, as tcm_loop wants it before the LUN.
 export_lun() {
 	local tpg=$CFG/loopback/$1/tpgt_1
+	# The disks there are before: wait_disk looks for a new one (a disk of an earlier test
+	# may still be going away on a slow kernel).
+	ls /sys/block >/tmp/.disks-before 2>/dev/null
 	mkdir -p "$tpg/lun/lun_0"
 	echo -n "${1%?}f" >"$tpg/nexus"
 	ln -s "$2" "$tpg/lun/lun_0/$3"
@@ -26,12 +29,15 @@ unexport_lun() {
 	rmdir "$tpg/lun/lun_0" "$tpg" "$CFG/loopback/$1" 2>/dev/null || true
 }
 
-# wait_disk: prints the name of the (only) SCSI disk with a size, waiting up to 10 s.
+# wait_disk: prints the name of the SCSI disk (with a size) that appeared since the last
+# export_lun, waiting up to 10 s (30 s for a slow kernel).
 wait_disk() {
 	local i b sd=
-	for i in $(seq 100); do
+	for i in $(seq 300); do
 		for b in /sys/block/sd*; do
-			[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && sd=${b##*/}
+			[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] || continue
+			grep -qx "${b##*/}" /tmp/.disks-before 2>/dev/null && continue
+			sd=${b##*/}
 		done
 		[ -n "$sd" ] && { echo "$sd"; return 0; }
 		sleep 0.1
