@@ -77,19 +77,6 @@ static void set_tail(struct ring *r, uint32_t t)
 	__atomic_store_n(&r->mb->cmd_tail, t, __ATOMIC_RELEASE);
 }
 
-/* Forgets a held command without completing it (lock held). */
-static void held_drop(struct ring *r, struct cmd *c)
-{
-	for (int i = 0; i < r->nheld; i++) {
-		if (r->held[i] != c)
-			continue;
-		memmove(&r->held[i], &r->held[i + 1], (r->nheld - i - 1) * sizeof(r->held[0]));
-		r->nheld--;
-		break;
-	}
-	free(c->iov);
-	free(c);
-}
 
 /* Sense key, ASC, ASCQ of a job's sense data (fixed or descriptor format). */
 static void sense_kaq(struct job *j, int *k, int *a, int *q)
@@ -802,7 +789,6 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 				      job_str(a, d, sizeof(d)));
 	pthread_mutex_lock(&r->lock);
 	EXPECT_EQ(0, complete_good(r, r->held[0]));
-	r->nheld = 0;
 	pthread_mutex_unlock(&r->lock);
 	ASSERT_TRUE(job_wait(a, 10000)) MSG("the aborted READ still pending 10 s after its completion");
 	TH_LOG("%s: READ aborted by its SG_IO timeout (tmr_notification=0): %s", module_name(),
@@ -825,7 +811,6 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 	EXPECT_EQ(id, r->tmr_ids[0]) MSG("ABORT TASK names cmd_id %u, the held READ is %u",
 					 r->tmr_ids[0], id);
 	EXPECT_EQ(0, complete_good(r, r->held[0]));
-	r->nheld = 0;
 	pthread_mutex_unlock(&r->lock);
 	ASSERT_TRUE(job_wait(a, 10000)) MSG("the aborted READ still pending 10 s after its completion");
 	EXPECT_FALSE(job_ok(a)) MSG("the aborted READ succeeded: %s", job_str(a, d, sizeof(d)));
@@ -848,7 +833,6 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 		EXPECT_EQ(id, r->tmr_ids[0]);
 	}
 	EXPECT_EQ(0, complete_good(r, r->held[0]));
-	r->nheld = 0;
 	r->hold = 0;
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(rj.th, NULL);

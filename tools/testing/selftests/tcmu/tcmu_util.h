@@ -354,6 +354,20 @@ static void data_fill_pattern(struct ring *r, struct cmd *c, uint64_t lba, uint6
 	free(blk);
 }
 
+/* Forgets a held command without completing it (lock held), and frees it. */
+static void held_drop(struct ring *r, struct cmd *c)
+{
+	for (int i = 0; i < r->nheld; i++) {
+		if (r->held[i] != c)
+			continue;
+		memmove(&r->held[i], &r->held[i + 1], (r->nheld - i - 1) * sizeof(r->held[0]));
+		r->nheld--;
+		break;
+	}
+	free(c->iov);
+	free(c);
+}
+
 /*
  * Completes C (lock held): the response goes into the first CMD entry at cmd_tail, which
  * may be another command's slot (out-of-order completion, as libtcmu does).
@@ -387,16 +401,7 @@ static int ring_complete(struct ring *r, struct cmd *c, uint8_t status, uint8_t 
 			 __ATOMIC_RELEASE);
 	if (write(r->fd, &one, sizeof(one)) != sizeof(one))
 		ring_err(r, "write to %s: %s", r->uio, strerror(errno));
-
-	for (int i = 0; i < r->nheld; i++) {
-		if (r->held[i] != c)
-			continue;
-		memmove(&r->held[i], &r->held[i + 1], (r->nheld - i - 1) * sizeof(r->held[0]));
-		r->nheld--;
-		break;
-	}
-	free(c->iov);
-	free(c);
+	held_drop(r, c);
 	return 0;
 }
 
