@@ -1372,6 +1372,12 @@ fn event_id(reg: &Pin<KBox<uio::Registration<Ring>>>) -> Result<(CString, u32)> 
     Ok((reg.name()?, reg.minor()))
 }
 
+/// Wakes the handler up for new ring entries (counted in `attrib/stats`).
+fn wake_handler(reg: &uio::Registration<Ring>) {
+    reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
+    reg.notify();
+}
+
 /// The UIO name of a device: `tcm-user/<hba>/<dev>[/<dev_config>]`.
 fn uio_name(dev: &Device<User>, config: &[u8]) -> Result<CString> {
     let config = core::str::from_utf8(config).unwrap_or("");
@@ -1740,16 +1746,14 @@ impl Backend for User {
             // The handler had nothing to do: wake it at once, so that it works on this command
             // while the rest of a batch is queued (large commands take long to copy in).
             Some(true) => {
-                reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
-                reg.notify();
+                wake_handler(reg);
             }
             // Plugged: one wake-up at `unplug` for the rest of the batch. The order of the
             // flag operations (here and in `unplug`) makes sure one of the two sides notifies.
             Some(false) => {
                 dev.notify_pending.store(true, Ordering::SeqCst);
                 if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
-                    reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
-                    reg.notify();
+                    wake_handler(reg);
                 }
             }
         }
@@ -1766,8 +1770,7 @@ impl Backend for User {
         dev.plugged.store(false, Ordering::SeqCst);
         if dev.notify_pending.swap(false, Ordering::SeqCst) {
             if let Some(reg) = dev.uio.lock().as_ref() {
-                reg.data().wakeups.fetch_add(1, Ordering::Relaxed);
-                reg.notify();
+                wake_handler(reg);
             }
         }
     }
