@@ -406,6 +406,7 @@ walk() { # module
 
 	rmdir "$HBA"; rec "rmdir hba" "$?"
 	rmmod tcm_loop
+	leakcheck "$M" >&2; rec "kmemleak" "$?"
 	rmmod "$M"; rec "rmmod" "$?"
 	echo "attr-diff: $M: $NCHK checks in $T (${SECONDS}s)"
 }

@@ -6,6 +6,16 @@ RESULTS=${RESULTS:-/out/results}
 SELFTESTS=/tcmu/selftests
 
 say() { echo "[guest] $*"; }
+. /tcmu/lib.sh
+
+# unload MODULE LAYER: the kmemleak check (debug flavour) while MODULE is still loaded, if a
+# layer left it loaded, then rmmod with tcm_loop.
+unload() {
+	if [ -e "/sys/module/$1" ] && ! leakcheck "$1"; then
+		echo "kmemleak-$2 0 1" >>"$RESULTS"
+	fi
+	rmmod tcm_loop "$1" 2>/dev/null
+}
 
 # QUICK=1: our module only, without the long layers (a developer's loop, not the contract).
 QUICK=${QUICK:-0}
@@ -69,6 +79,7 @@ kselftest() { # module other
 		sp=$((sp + kp)) sf=$((sf + ${kf:-0} + ${ke:-0}))
 	done
 	echo "kselftest-$1 $sp $sf" >>"$RESULTS"
+	leakcheck "$1" || echo "kmemleak-kselftest-$1 0 1" >>"$RESULTS"
 	rmmod "$1" || echo "kselftest-$1-rmmod 0 1" >>"$RESULTS"
 }
 kselftest tcmu_rs target_core_user
@@ -88,19 +99,19 @@ layer() { # name command...
 # sd probe, sg3-utils, dd/cmp, fio crc32c verify), against each module.
 for m in $MODS; do
 	layer e2e-handler-$m env TCMU_MODULE=$m bash /tcmu/handler-smoke.sh
-	rmmod tcm_loop "$m" 2>/dev/null
+	unload "$m" e2e-handler-$m
 done
 
 # Layer 4b: fio verify matrix (4k..1M, iodepth 1 and 64) with our handler on our module.
 if full; then
 	layer fio-matrix-tcmu_rs bash /tcmu/fio-matrix.sh
-	rmmod tcm_loop tcmu_rs 2>/dev/null
+	unload tcmu_rs fio-matrix
 fi
 
 # Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
 for m in $MODS; do
 	layer e2e-tcmu-runner-$m env TCMU_MODULE=$m bash /tcmu/runner-e2e.sh
-	rmmod tcm_loop "$m" 2>/dev/null
+	unload "$m" e2e-tcmu-runner-$m
 done
 
 # Layer 5b: the configfs and sysfs interface walked on both modules and compared (every
@@ -112,7 +123,7 @@ if full; then
 	rmmod tcm_loop tcmu_rs target_core_user 2>/dev/null
 	for m in $MODS; do
 		layer targetcli-e2e-$m env TCMU_MODULE=$m bash /tcmu/targetcli-e2e.sh
-		rmmod tcm_loop "$m" 2>/dev/null
+		unload "$m" targetcli-e2e-$m
 	done
 fi
 
@@ -128,20 +139,20 @@ for m in $MODS; do
 		layer kill-restart-$m env TCMU_MODULE=$m bash /tcmu/kill-restart.sh
 		grep -E "^(A|B): fio exit|longest D state" /tmp/kill-restart-$m.log
 	fi
-	rmmod tcm_loop "$m" 2>/dev/null
+	unload "$m" robustness-$m
 done
 
 # Layer 6b: module parameters and data-page reclaim (global_max_data_area_mb), tcmu_rs only
 # (the C module shows no page counts).
 layer reclaim-tcmu_rs bash /tcmu/reclaim.sh
 grep -E "^(after fio|global_max|idle over|default limit)" /tmp/reclaim-tcmu_rs.log
-rmmod tcm_loop tcmu_rs 2>/dev/null
+unload tcmu_rs reclaim
 
 # Layer 7: a hostile handler (tcmu-rs-fuzzer) corrupting the shared memory protocol while fio
 # runs, then recovery with our handler and a verified fio. tcmu_rs only: the C module trusts
 # the shared memory and may crash under it.
 layer fuzz-tcmu_rs env FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000} bash /tcmu/fuzz-handler.sh
 say "fuzz: $(grep -m1 '^fuzzer: [0-9]* mutations' /tmp/fuzz-tcmu_rs.log)"
-rmmod tcm_loop tcmu_rs 2>/dev/null
+unload tcmu_rs fuzz
 
 cat "$RESULTS"

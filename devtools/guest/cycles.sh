@@ -3,6 +3,7 @@
 # Create/enable/destroy a user device CYCLES times with our handler attached to each, then
 # unload. Leaks show up in kmemleak (debug flavour) or as a failed rmmod.
 set -euo pipefail
+. /tcmu/lib.sh
 M=${TCMU_MODULE:-tcmu_rs}
 N=${CYCLES:-100}
 HBA=/sys/kernel/config/target/core/user_5
@@ -24,5 +25,6 @@ for i in $(seq "$N"); do
 done
 rmdir "$HBA"
 kill "$HPID"; wait "$HPID" || true
+leakcheck "$M"
 rmmod "$M"
 echo "cycles on $M: $N create/enable/destroy cycles OK"

@@ -15,6 +15,7 @@
 # cmd_time_out (3), so the SCSI error handler aborts held and lost commands and resets the LUN,
 # which exercises TMR notifications and aborts; empty: the kernel's 30), FUZZER and HANDLER (default /tcmu/tcmu-rs-{fuzzer,handler}).
 set -euo pipefail
+. /tcmu/lib.sh
 M=${TCMU_MODULE:-tcmu_rs}
 N=${FUZZ_MUTATIONS:-20000}
 T=${FUZZ_TIME:-$((N / 200 > 90 ? N / 200 : 90))}
@@ -164,6 +165,7 @@ rmdir "$TPG/lun/lun_0" "$TPG" "$CFG/loopback/$WWN"
 rmdir "$D" "$HBA"
 rmdir "$CFG/loopback"
 rmmod tcm_loop
+leakcheck "$M"
 rmmod "$M"
 ! lsmod | grep -qE "^($M|tcm_loop) " || fail "modules still loaded"
 say "PASS: $(grep '^fuzzer: [0-9]* mutations' /tmp/fuzzer.out)"

@@ -159,6 +159,7 @@ unexport_lun $WWN l
 rmdir "$D" "$CFG/core/user_8"
 rmdir "$CFG/loopback" 2>/dev/null || true
 rm -f "$IMG"
+leakcheck "$M"
 rmmod tcm_loop "$M"
 [ $rc = 0 ] && echo "kill-restart on $M: OK"
 exit $rc

@@ -83,6 +83,7 @@ wait "$hpid" 2>/dev/null || true
 unexport_lun $WWN l
 rmdir "$D" "$CFG/core/user_9"
 rmdir "$CFG/loopback" 2>/dev/null || true
+leakcheck $M
 rmmod tcm_loop $M
 [ $rc = 0 ] && echo "reclaim on $M: OK"
 exit $rc

@@ -132,5 +132,6 @@ fi
 # clearconfig leaves the fabric's directory, which holds tcm_loop.
 rmdir "$CFG/loopback" 2>/dev/null || true
 rmmod tcm_loop
+leakcheck "$M"
 rmmod "$M"
 echo "targetcli-e2e on $M: OK"

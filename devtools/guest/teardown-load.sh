@@ -39,5 +39,6 @@ run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
 run stop
 run kill
 rmdir "$CFG/loopback" "$CFG/core/user_6"
+leakcheck "$M"
 rmmod tcm_loop "$M"
 echo "teardown-load on $M: OK"
