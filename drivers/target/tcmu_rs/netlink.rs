@@ -10,6 +10,7 @@
 //! [`REPLY_TIMEOUT_MS`] with `ETIMEDOUT`, or at once on a signal.
 
 use crate::abi;
+use crate::slots::Slots;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     c_str,
@@ -62,29 +63,21 @@ struct Waiter {
 struct State {
     /// Whether the handler asked for replies (`tcmu_kern_cmd_reply_supported`).
     reply_supported: bool,
-    /// Devices waiting for a reply; empty slots are reused.
-    waiting: KVec<Option<Waiter>>,
+    /// Devices waiting for a reply.
+    waiting: Slots<Waiter>,
 }
 
 impl State {
     fn find(&mut self, dev_index: u32) -> Option<&mut Waiter> {
-        self.waiting.iter_mut().flatten().find(|w| w.dev_index == dev_index)
+        self.waiting.iter_mut().find(|w| w.dev_index == dev_index)
     }
 
     fn add(&mut self, w: Waiter) -> Result {
-        if let Some(slot) = self.waiting.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(w);
-            return Ok(());
-        }
-        Ok(self.waiting.push(Some(w), GFP_KERNEL)?)
+        self.waiting.add(w, GFP_KERNEL)
     }
 
     fn remove(&mut self, dev_index: u32) {
-        for slot in self.waiting.iter_mut() {
-            if slot.as_ref().is_some_and(|w| w.dev_index == dev_index) {
-                *slot = None;
-            }
-        }
+        self.waiting.remove_where(|w| w.dev_index == dev_index);
     }
 }
 
@@ -105,7 +98,7 @@ impl Nl {
     pub(crate) fn new() -> Result<Self> {
         let shared = Arc::pin_init(
             pin_init!(Shared {
-                st <- new_mutex!(State { reply_supported: false, waiting: KVec::new() }),
+                st <- new_mutex!(State { reply_supported: false, waiting: Slots::new() }),
                 cv <- new_condvar!(),
             }),
             GFP_KERNEL,

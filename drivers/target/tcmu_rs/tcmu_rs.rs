@@ -40,6 +40,7 @@ mod netlink;
 mod params;
 mod response;
 mod ring;
+mod slots;
 
 use abi::{Iovec, Opcode};
 use blocks::BlockAlloc;
@@ -167,9 +168,9 @@ kernel::module_param_cb!("reset_netlink", ResetNetlink, 0o200, "Reset netlink co
 /// (C's `tcmu_unmap_work`).
 #[pin_data]
 struct Reclaimer {
-    /// The rings of enabled devices; free slots are reused.
+    /// The rings of enabled devices.
     #[pin]
-    rings: Mutex<KVec<Option<Arc<Ring>>>>,
+    rings: Mutex<slots::Slots<Arc<Ring>>>,
     #[pin]
     work: ArcWork<Reclaimer>,
 }
@@ -186,7 +187,7 @@ impl Reclaimer {
     fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Reclaimer {
-                rings <- new_mutex!(KVec::new()),
+                rings <- new_mutex!(slots::Slots::new()),
                 work <- ArcWork::new(c_str!("tcmu_rs::Reclaimer::work"), kernel::static_lock_class!()),
             }),
             GFP_KERNEL,
@@ -194,25 +195,16 @@ impl Reclaimer {
     }
 
     fn add(&self, ring: Arc<Ring>) -> Result {
-        let mut rings = self.rings.lock();
-        if let Some(slot) = rings.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(ring);
-            return Ok(());
-        }
-        Ok(rings.push(Some(ring), GFP_KERNEL)?)
+        self.rings.lock().add(ring, GFP_KERNEL)
     }
 
     fn remove(&self, ring: &Arc<Ring>) {
-        for slot in self.rings.lock().iter_mut() {
-            if slot.as_ref().is_some_and(|r| Arc::ptr_eq(r, ring)) {
-                *slot = None;
-            }
-        }
+        self.rings.lock().remove_where(|r| Arc::ptr_eq(r, ring));
     }
 
     fn reclaim_all(&self) {
         let mut rings = KVec::new();
-        for r in self.rings.lock().iter().flatten() {
+        for r in self.rings.lock().iter() {
             if rings.push(r.clone(), GFP_KERNEL).is_err() {
                 break;
             }
