@@ -835,6 +835,61 @@ static void handshake(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self,
 				  err_name(r));
 }
 
+/*
+ * The reconfigurations of an enabled device, each a change from NL_CONTROL's values:
+ * writing VAL to ATTR multicasts RECONFIG_DEVICE with the netlink attribute NLA
+ * (holding VAL) and neither of the other two. reply_reconfig refuses each once with REFUSE.
+ */
+static const struct reconfig {
+	const char *attr;
+	const char *val;
+	int nla;
+	int32_t refuse;
+} reconfigs[] = {
+	{ "attrib/dev_size", "2097152", TCMU_ATTR_DEV_SIZE, -EINVAL },
+	{ "attrib/emulate_write_cache", "1", TCMU_ATTR_WRITECACHE, -ENOTSUP },
+	{ "attrib/dev_config", "nltest/y", TCMU_ATTR_DEV_CFG, -EPERM },
+};
+
+/*
+ * Checks the RECONFIG_DEVICE event E that writing RC to device I (UIO minor MINOR) sent
+ * (none: NULL), and the device after the write: ATTR reads NOW (RC's value, or the
+ * old one when the write was refused), and the UIO device has the dev_config in place.
+ */
+static void check_reconfig(struct __test_metadata *_metadata, const struct event *e, int i,
+			   uint32_t minor, const struct reconfig *rc, const char *now)
+{
+	char p[256], buf[256], want[256];
+
+	if (e) {
+		EXPECT_EQ(rc->nla == TCMU_ATTR_DEV_SIZE, e->has_size)
+			MSG("%s: RECONFIG_DEVICE %s TCMU_ATTR_DEV_SIZE", rc->attr,
+			    e->has_size ? "with" : "without");
+		EXPECT_EQ(rc->nla == TCMU_ATTR_WRITECACHE, e->has_wc)
+			MSG("%s: RECONFIG_DEVICE %s TCMU_ATTR_WRITECACHE", rc->attr,
+			    e->has_wc ? "with" : "without");
+		EXPECT_EQ(rc->nla == TCMU_ATTR_DEV_CFG, e->has_cfg)
+			MSG("%s: RECONFIG_DEVICE %s TCMU_ATTR_DEV_CFG", rc->attr,
+			    e->has_cfg ? "with" : "without");
+		if (rc->nla == TCMU_ATTR_DEV_SIZE && e->has_size)
+			EXPECT_EQ(strtoull(rc->val, NULL, 10), e->size)
+				MSG("%s: TCMU_ATTR_DEV_SIZE", rc->attr);
+		if (rc->nla == TCMU_ATTR_WRITECACHE && e->has_wc)
+			EXPECT_EQ(atoi(rc->val), e->wc) MSG("%s: TCMU_ATTR_WRITECACHE", rc->attr);
+		if (rc->nla == TCMU_ATTR_DEV_CFG && e->has_cfg)
+			EXPECT_STREQ(rc->val, e->cfg) MSG("%s: TCMU_ATTR_DEV_CFG", rc->attr);
+	}
+	dev_attr(p, sizeof(p), i, rc->attr);
+	EXPECT_LT(0, read_file(p, buf, sizeof(buf))) MSG("read %s", p);
+	EXPECT_STREQ(now, buf) MSG("%s after writing '%s'", rc->attr, rc->val);
+	if (rc->nla == TCMU_ATTR_DEV_CFG) {
+		uio_name_of(want, sizeof(want), i, now);
+		uio_name_by_minor(minor, buf, sizeof(buf));
+		EXPECT_STREQ(want, buf) MSG("/sys/class/uio/uio%u/name after writing '%s'", minor,
+					    rc->val);
+	}
+}
+
 FIXTURE_SETUP(nl)
 {
 	char p[256];
@@ -970,6 +1025,7 @@ TEST_F(nl, family)
 TEST_F(nl, events)
 {
 	char p[256], buf[256], want[256];
+	const char *cfg = NL_DEV_CONFIG;
 	struct event e;
 	uint32_t minor, id;
 	int r;
@@ -996,56 +1052,25 @@ TEST_F(nl, events)
 	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
 	EXPECT_STREQ("0", buf) MSG("attrib/nl_reply_supported after enable with replies off");
 
-	/* dev_size */
-	dev_attr(p, sizeof(p), 0, "attrib/dev_size");
-	EXPECT_EQ(0, (r = write_nowait(self, p, "2097152"))) MSG("dev_size: %s", err_name(r));
-	r = ev_wait(_metadata, self, TCMU_CMD_RECONFIG_DEVICE, EVENT_MS, &e, NULL);
-	EXPECT_EQ(0, r) MSG("dev_size: no RECONFIG_DEVICE: %s", err_name(r));
-	if (!r) {
-		MSG("dev_size: %s", event_str(&e, buf, sizeof(buf)));
-		check_event_dev(_metadata, &e, 0, NL_DEV_CONFIG, 0);
-		EXPECT_TRUE(e.has_size) MSG("RECONFIG_DEVICE without TCMU_ATTR_DEV_SIZE");
-		EXPECT_EQ(2097152ull, e.size);
-		EXPECT_FALSE(e.has_cfg || e.has_wc);
-	}
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("2097152", buf);
+	/* The event names the device by its UIO name before a dev_config change renames it. */
+	for (unsigned int k = 0; k < ARRAY_SIZE(reconfigs); k++) {
+		const struct reconfig *rc = &reconfigs[k];
 
-	/* emulate_write_cache */
-	dev_attr(p, sizeof(p), 0, "attrib/emulate_write_cache");
-	EXPECT_EQ(0, (r = write_nowait(self, p, "1"))) MSG("emulate_write_cache: %s", err_name(r));
-	r = ev_wait(_metadata, self, TCMU_CMD_RECONFIG_DEVICE, EVENT_MS, &e, NULL);
-	EXPECT_EQ(0, r) MSG("emulate_write_cache: no RECONFIG_DEVICE: %s", err_name(r));
-	if (!r) {
-		MSG("emulate_write_cache: %s", event_str(&e, buf, sizeof(buf)));
-		check_event_dev(_metadata, &e, 0, NL_DEV_CONFIG, 0);
-		EXPECT_TRUE(e.has_wc) MSG("RECONFIG_DEVICE without TCMU_ATTR_WRITECACHE");
-		EXPECT_EQ(1, e.wc);
-		EXPECT_FALSE(e.has_cfg || e.has_size);
+		dev_attr(p, sizeof(p), 0, rc->attr);
+		r = write_nowait(self, p, rc->val);
+		EXPECT_EQ(0, r) MSG("%s: %s", rc->attr, err_name(r));
+		r = ev_wait(_metadata, self, TCMU_CMD_RECONFIG_DEVICE, EVENT_MS, &e, NULL);
+		EXPECT_EQ(0, r) MSG("%s: no RECONFIG_DEVICE: %s", rc->attr, err_name(r));
+		if (!r) {
+			MSG("%s: %s", rc->attr, event_str(&e, buf, sizeof(buf)));
+			check_event_dev(_metadata, &e, 0, cfg, rc->nla == TCMU_ATTR_DEV_CFG);
+			EXPECT_EQ(minor, e.minor) MSG("%s: TCMU_ATTR_MINOR", rc->attr);
+			EXPECT_EQ(id, e.id) MSG("%s: TCMU_ATTR_DEVICE_ID", rc->attr);
+		}
+		check_reconfig(_metadata, r ? NULL : &e, 0, minor, rc, rc->val);
+		if (rc->nla == TCMU_ATTR_DEV_CFG)
+			cfg = rc->val;
 	}
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("1", buf);
-
-	/* dev_config: the event names the device by its old name, then the UIO name changes. */
-	dev_attr(p, sizeof(p), 0, "attrib/dev_config");
-	EXPECT_EQ(0, (r = write_nowait(self, p, "nltest/y"))) MSG("dev_config: %s", err_name(r));
-	r = ev_wait(_metadata, self, TCMU_CMD_RECONFIG_DEVICE, EVENT_MS, &e, NULL);
-	EXPECT_EQ(0, r) MSG("dev_config: no RECONFIG_DEVICE: %s", err_name(r));
-	if (!r) {
-		MSG("dev_config: %s", event_str(&e, buf, sizeof(buf)));
-		uio_name_of(want, sizeof(want), 0, NL_DEV_CONFIG);
-		EXPECT_STREQ(want, e.dev) MSG("RECONFIG_DEVICE(dev_config): the name before");
-		EXPECT_TRUE(e.has_cfg) MSG("RECONFIG_DEVICE without TCMU_ATTR_DEV_CFG");
-		EXPECT_STREQ("nltest/y", e.cfg);
-		EXPECT_FALSE(e.has_size || e.has_wc);
-		EXPECT_EQ(minor, e.minor);
-		EXPECT_EQ(id, e.id);
-	}
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("nltest/y", buf);
-	uio_name_of(want, sizeof(want), 0, "nltest/y");
-	uio_name_by_minor(minor, buf, sizeof(buf));
-	EXPECT_STREQ(want, buf) MSG("/sys/class/uio/uio%u/name after dev_config", minor);
 
 	/* rmdir */
 	dev_dir(p, sizeof(p), 0);
@@ -1055,7 +1080,7 @@ TEST_F(nl, events)
 	r = ev_wait(_metadata, self, TCMU_CMD_REMOVED_DEVICE, EVENT_MS, &e, NULL);
 	ASSERT_EQ(0, r) MSG("rmdir: no REMOVED_DEVICE: %s", err_name(r));
 	MSG("rmdir: %s", event_str(&e, buf, sizeof(buf)));
-	uio_name_of(want, sizeof(want), 0, "nltest/y");
+	uio_name_of(want, sizeof(want), 0, cfg);
 	EXPECT_STREQ(want, e.dev) MSG("REMOVED_DEVICE: TCMU_ATTR_DEVICE");
 	EXPECT_EQ(minor, e.minor) MSG("REMOVED_DEVICE: TCMU_ATTR_MINOR");
 	EXPECT_EQ(id, e.id) MSG("REMOVED_DEVICE: TCMU_ATTR_DEVICE_ID");
@@ -1159,14 +1184,16 @@ TEST_F(nl, reply_error)
  */
 TEST_F(nl, reply_reconfig)
 {
-	char p[256], buf[256], want[256];
+	char p[256], buf[256];
 	struct event e;
+	uint32_t minor;
 	int r;
 
 	dev_new(_metadata, self, 0);
 	dev_attr(p, sizeof(p), 0, "enable");
 	ASSERT_EQ(0, (r = write_nowait(self, p, "1"))) MSG("enable: %s", err_name(r));
 	ASSERT_EQ(0, ev_wait(_metadata, self, TCMU_CMD_ADDED_DEVICE, EVENT_MS, &e, NULL));
+	minor = e.minor;
 	replies_on(_metadata, self);
 
 	/* The device decided at enable (replies were off): writes do not wait. */
@@ -1179,46 +1206,20 @@ TEST_F(nl, reply_reconfig)
 	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
 	EXPECT_STREQ("1", buf);
 
-	handshake(_metadata, self, 0, "attrib/dev_config", "nltest/y", TCMU_CMD_RECONFIG_DEVICE,
-		  0, 0, &e);
-	EXPECT_STREQ("nltest/y", e.cfg);
-	dev_attr(p, sizeof(p), 0, "attrib/dev_config");
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("nltest/y", buf);
-	uio_name_of(want, sizeof(want), 0, "nltest/y");
-	uio_name_by_minor(e.minor, buf, sizeof(buf));
-	EXPECT_STREQ(want, buf) MSG("UIO name after dev_config");
+	/* Each reconfiguration refused (the write fails with the status, nothing changes), then
+	 * accepted. */
+	for (unsigned int k = 0; k < ARRAY_SIZE(reconfigs); k++) {
+		const struct reconfig *rc = &reconfigs[k];
+		char before[256];
 
-	handshake(_metadata, self, 0, "attrib/dev_config", "nltest/z", TCMU_CMD_RECONFIG_DEVICE,
-		  -EPERM, -EPERM, &e);
-	dev_attr(p, sizeof(p), 0, "attrib/dev_config");
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("nltest/y", buf) MSG("dev_config after a refused reconfiguration");
-
-	handshake(_metadata, self, 0, "attrib/dev_size", "2097152", TCMU_CMD_RECONFIG_DEVICE,
-		  -EINVAL, -EINVAL, &e);
-	EXPECT_TRUE(e.has_size);
-	EXPECT_EQ(2097152ull, e.size);
-	dev_attr(p, sizeof(p), 0, "attrib/dev_size");
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("4194304", buf) MSG("dev_size after a refused reconfiguration");
-
-	handshake(_metadata, self, 0, "attrib/dev_size", "2097152", TCMU_CMD_RECONFIG_DEVICE,
-		  0, 0, &e);
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("2097152", buf);
-
-	handshake(_metadata, self, 0, "attrib/emulate_write_cache", "1", TCMU_CMD_RECONFIG_DEVICE,
-		  -ENOTSUP, -ENOTSUP, &e);
-	EXPECT_TRUE(e.has_wc);
-	EXPECT_EQ(1, e.wc);
-	dev_attr(p, sizeof(p), 0, "attrib/emulate_write_cache");
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("0", buf);
-	handshake(_metadata, self, 0, "attrib/emulate_write_cache", "1", TCMU_CMD_RECONFIG_DEVICE,
-		  0, 0, &e);
-	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
-	EXPECT_STREQ("1", buf);
+		dev_attr(p, sizeof(p), 0, rc->attr);
+		ASSERT_LT(0, read_file(p, before, sizeof(before))) MSG("read %s", p);
+		handshake(_metadata, self, 0, rc->attr, rc->val, TCMU_CMD_RECONFIG_DEVICE,
+			  rc->refuse, rc->refuse, &e);
+		check_reconfig(_metadata, &e, 0, minor, rc, before);
+		handshake(_metadata, self, 0, rc->attr, rc->val, TCMU_CMD_RECONFIG_DEVICE, 0, 0, &e);
+		check_reconfig(_metadata, &e, 0, minor, rc, rc->val);
+	}
 
 	/* A device with nl_reply_supported 0 (or -1) does not wait. */
 	dev_attr(p, sizeof(p), 0, "attrib/nl_reply_supported");
