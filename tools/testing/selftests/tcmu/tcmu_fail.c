@@ -163,6 +163,20 @@ static long first_failure(tdev_t *self, struct job *j, unsigned int ms)
 	return -1;
 }
 
+/*
+ * dev_start(512, DEF_SIZE, PARAMS) with cmd_time_out TMO seconds, written before the LUN is
+ * exported (the C module refuses it while exports exist).
+ */
+static void dev_start_tmo(struct __test_metadata *_metadata, tdev_t *self, const char *params,
+			  const char *tmo)
+{
+	dev_configure(_metadata, self, 512, DEF_SIZE, params);
+	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", tmo));
+	ring_attach(_metadata, self);
+	ring_start(_metadata, self);
+	dev_export(_metadata, self);
+}
+
 /* Kernel log records since kmsg_open(), for the test log. */
 static int kmsg_open(void)
 {
@@ -281,11 +295,7 @@ TEST_F(fail, never_attaches)
 	struct job *j;
 	uint64_t ms;
 
-	dev_configure(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
-	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", "2"));
-	ring_attach(_metadata, self);
-	ring_start(_metadata, self);
-	dev_export(_metadata, self);
+	dev_start_tmo(_metadata, self, DEF_PARAMS, "2");
 	ring_detach(self);
 
 	cdb_rw10(cdb, 0x28, 100, 8);
@@ -317,11 +327,7 @@ TEST_F_TIMEOUT(fail, handler_hangs, 60)
 	char d[256];
 	uint64_t ms;
 
-	dev_configure(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
-	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", "2"));
-	ring_attach(_metadata, self);
-	ring_start(_metadata, self);
-	dev_export(_metadata, self);
+	dev_start_tmo(_metadata, self, DEF_PARAMS, "2");
 	r->hold = 1;
 
 	cdb_rw10(cdb, 0x28, 100, 8);
@@ -665,11 +671,7 @@ TEST_F_TIMEOUT(fail, qfull_time_out_wait, 90)
 	uint8_t cdb[10];
 	char buf[64], d[256];
 
-	dev_configure(_metadata, self, 512, DEF_SIZE, QF_PARAMS);
-	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", "3"));
-	ring_attach(_metadata, self);
-	ring_start(_metadata, self);
-	dev_export(_metadata, self);
+	dev_start_tmo(_metadata, self, QF_PARAMS, "3");
 	fill_data_area(_metadata, self, ids, QF_FILL);
 
 	for (unsigned int p = 0; p < sizeof(phase) / sizeof(phase[0]); p++) {
@@ -966,7 +968,8 @@ static const struct {
 	const char *what;
 	/* The C module loops for ever in tcmu_handle_completions(). */
 	int c_hangs;
-	/* The command ends without GOOD (it was never completed properly). */
+	/* 1: the READ ends without GOOD (it was never completed properly); 0: it ends GOOD,
+	 * with the data the handler put in the ring. */
 	int must_fail;
 	/* The C module's reaction: the command's status (-1: not known), and whether a new
 	 * command is accepted before the reset (-1: not known). */
@@ -997,6 +1000,51 @@ static void rsp_good(struct ring *r, struct cmd *c)
 	memset(e->rsp.sense_buffer, 0, TCMU_SENSE_BUFFERSIZE);
 }
 
+/* The READ a misbehaviour is played on: 8 blocks from MB_LBA. */
+#define MB_LBA		100
+
+/*
+ * Completes the held READ C the way KIND breaks the protocol (lock held): its data and a
+ * GOOD response, then the entry or cmd_tail made wrong (otherwise cmd_tail goes past the
+ * entry, as for a proper completion), and the kick.
+ */
+static void mb_complete_badly(struct ring *r, struct cmd *c, enum misbehaviour kind)
+{
+	struct tcmu_cmd_entry *e = (void *)(r->cmdr + c->off);
+	uint32_t tail = (c->off + c->len) % r->cmdr_size;
+
+	data_fill_pattern(r, c, MB_LBA, 4096);
+	rsp_good(r, c);
+	switch (kind) {
+	case MB_TAIL_MISALIGNED:
+		tail = c->off + c->len + 4;
+		break;
+	case MB_TAIL_BEYOND_RING:
+		tail = r->cmdr_size + 64;
+		break;
+	case MB_TAIL_INSIDE_ENTRY:
+		tail = c->off + 8;
+		break;
+	case MB_ENTRY_OP_CHANGED:
+		e->hdr.len_op = (e->hdr.len_op & ~TCMU_OP_MASK) | TCMU_OP_PAD;
+		break;
+	case MB_ENTRY_LEN_CHANGED:
+		e->hdr.len_op = (e->hdr.len_op & TCMU_OP_MASK) | (2 * c->len);
+		break;
+	case MB_UNKNOWN_CMD_ID:
+		e->hdr.cmd_id = c->id ^ 0x8000;
+		break;
+	case MB_COMPLETED_TWICE:	/* properly: misbehave() completes it again */
+		break;
+	case MB_READ_LEN_TOO_BIG:
+		e->hdr.uflags = TCMU_UFLAG_READ_LEN;
+		e->rsp.read_len = 1 << 20;
+		break;
+	}
+	set_tail(r, tail);
+	ring_kick(r);
+}
+
 /*
  * A READ of 8 blocks is completed in a way that breaks the protocol (KIND). The kernel must
  * survive it (the guest runner fails on any splat), the READ must end (fail, or time out:
@@ -1012,20 +1060,15 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 	struct job *v, *probe;
 	char d[256], pd[256];
 	int c = is_c_module(), kfd, accepted, ret;
-	struct tcmu_cmd_entry *e;
 	struct cmd *vc;
 
 	if (c && mb[kind].c_hangs && !(unsafe && *unsafe == '1'))
 		SKIP(return, "target_core_user loops for ever in tcmu_handle_completions() (soft lockup): it walks from cmdr_last_cleaned to cmd_tail and reads the zeroed ring past cmd_head as PAD entries of length 0 (TCMU_FAIL_UNSAFE=1 runs it anyway)");
 
-	dev_configure(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
-	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", "1"));
-	ring_attach(_metadata, self);
-	ring_start(_metadata, self);
-	dev_export(_metadata, self);
+	dev_start_tmo(_metadata, self, DEF_PARAMS, "1");
 	kfd = kmsg_open();
 	r->hold = 1;
-	cdb_rw10(cdb, 0x28, 100, 8);
+	cdb_rw10(cdb, 0x28, MB_LBA, 8);
 	v = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 30000);
 	job_start(v);
 	ASSERT_EQ(1, wait_held(r, 1, 5000));
@@ -1035,50 +1078,9 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 	vc = r->held[0];
 	off = vc->off;
 	len = vc->len;
-	e = (void *)(r->cmdr + off);
 	EXPECT_EQ(off, ring_tail(r));
 	EXPECT_EQ((off + len) % r->cmdr_size, ring_head(r));
-	data_fill_pattern(r, vc, 100, 4096);
-	switch (kind) {
-	case MB_TAIL_MISALIGNED:
-		rsp_good(r, vc);
-		set_tail(r, off + len + 4);
-		break;
-	case MB_TAIL_BEYOND_RING:
-		rsp_good(r, vc);
-		set_tail(r, r->cmdr_size + 64);
-		break;
-	case MB_TAIL_INSIDE_ENTRY:
-		rsp_good(r, vc);
-		set_tail(r, off + 8);
-		break;
-	case MB_ENTRY_OP_CHANGED:
-		rsp_good(r, vc);
-		e->hdr.len_op = (e->hdr.len_op & ~TCMU_OP_MASK) | TCMU_OP_PAD;
-		set_tail(r, (off + len) % r->cmdr_size);
-		break;
-	case MB_ENTRY_LEN_CHANGED:
-		rsp_good(r, vc);
-		e->hdr.len_op = (e->hdr.len_op & TCMU_OP_MASK) | (2 * len);
-		set_tail(r, (off + len) % r->cmdr_size);
-		break;
-	case MB_UNKNOWN_CMD_ID:
-		rsp_good(r, vc);
-		e->hdr.cmd_id = vc->id ^ 0x8000;
-		set_tail(r, (off + len) % r->cmdr_size);
-		break;
-	case MB_COMPLETED_TWICE:
-		rsp_good(r, vc);
-		set_tail(r, (off + len) % r->cmdr_size);
-		break;
-	case MB_READ_LEN_TOO_BIG:
-		rsp_good(r, vc);
-		e->hdr.uflags = TCMU_UFLAG_READ_LEN;
-		e->rsp.read_len = 1 << 20;
-		set_tail(r, (off + len) % r->cmdr_size);
-		break;
-	}
-	ring_kick(r);
+	mb_complete_badly(r, vc, kind);
 	held_drop(r, vc);
 	r->hold = 0;
 	pthread_mutex_unlock(&r->lock);
@@ -1101,12 +1103,12 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 	       status_name(v->h.status));
 	EXPECT_GE(10000, v->t_done - v->t_start) MSG("%s: the READ took %llu ms", what,
 						   (unsigned long long)(v->t_done - v->t_start));
-	if (mb[kind].must_fail)
+	if (mb[kind].must_fail) {
 		EXPECT_FALSE(job_ok(v)) MSG("%s: the READ succeeded: %s", what, d);
-	if (kind == MB_READ_LEN_TOO_BIG || kind == MB_COMPLETED_TWICE) {
+	} else {
 		EXPECT_TRUE(job_ok(v)) MSG("%s: the READ: %s", what, d);
 		EXPECT_EQ(0, v->h.resid) MSG("%s: the READ: %s", what, d);
-		pat_fill(want, 100, 512, sizeof(want));
+		pat_fill(want, MB_LBA, 512, sizeof(want));
 		EXPECT_EQ(0, memcmp(want, v->buf, sizeof(want))) MSG("%s: the READ returned the wrong data", what);
 	}
 
