@@ -16,8 +16,6 @@ D=$CFG/core/user_8/kr
 WWN=naa.5001405000000081
 IMG=/tmp/kr.img
 SIZE=$((32 << 20))
-modprobe "$M"
-modprobe tcm_loop
 rm -f /tmp/kr-dmon.stop /tmp/kr-dmax
 
 # dmon: records the longest continuous D state of any task (centiseconds, task) in /tmp/kr-dmax.
@@ -52,11 +50,6 @@ dmon() {
 	done
 }
 
-hpid=
-start_handler() {
-	/tcmu/tcmu-rs-handler --wait >>/tmp/kr-handler.log 2>&1 &
-	hpid=$!
-}
 kill_handler() {
 	kill -KILL "$hpid" 2>/dev/null || true
 	wait "$hpid" 2>/dev/null || true
@@ -66,7 +59,7 @@ restart_handler() {
 	echo 1 >"$D/action/block_dev"
 	echo 1 >"$D/action/reset_ring"
 	echo 0 >"$D/action/block_dev"
-	start_handler
+	start_handler /tmp/kr-handler.log
 }
 
 fio_verify() { # name log extra-args...
@@ -78,13 +71,7 @@ fio_verify() { # name log extra-args...
 }
 
 truncate -s $SIZE "$IMG"
-mkdir -p "$D"
-echo -n "dev_config=file/$IMG,dev_size=$SIZE" >"$D/control"
-echo "$TMO" >"$D/attrib/cmd_time_out"
-echo 1 >"$D/enable"
-start_handler
-export_lun $WWN "$D" l
-sd=$(wait_disk) || { echo "no disk"; exit 1; }
+served_lun "$M" "$D" "dev_config=file/$IMG,dev_size=$SIZE" $TMO $WWN /tmp/kr-handler.log
 dmon &
 mpid=$!
 rc=0

@@ -17,9 +17,9 @@ export_lun() {
 	# The disks there are before: wait_disk looks for a new one (a disk of an earlier test
 	# may still be going away on a slow kernel).
 	ls /sys/block >/tmp/.disks-before 2>/dev/null
-	mkdir -p "$tpg/lun/lun_0"
-	echo -n "${1%?}f" >"$tpg/nexus"
-	ln -s "$2" "$tpg/lun/lun_0/$3"
+	mkdir -p "$tpg/lun/lun_0" &&
+		echo -n "${1%?}f" >"$tpg/nexus" &&
+		ln -s "$2" "$tpg/lun/lun_0/$3"
 }
 
 # unexport_lun WWN NAME: undoes export_lun; tolerates a partial setup.
@@ -43,6 +43,28 @@ wait_disk() {
 		sleep 0.1
 	done
 	return 1
+}
+
+# start_handler LOG: tcmu-rs-handler --wait (it serves the user devices there are and those
+# that come) in the background, its output appended to LOG; its pid in $hpid.
+start_handler() {
+	/tcmu/tcmu-rs-handler --wait >>"$1" 2>&1 &
+	hpid=$!
+}
+
+# served_lun MODULE DEV CONTROL TMO WWN LOG: loads MODULE and tcm_loop, creates and enables the
+# user device DEV (CONTROL, cmd_time_out TMO), starts the handler (start_handler LOG: $hpid),
+# exports DEV as LUN "l" of naa.WWN (unexport_lun WWN l undoes it) and waits for its disk: its
+# name in $sd. Fails if a step does or no disk appears.
+served_lun() {
+	modprobe "$1" && modprobe tcm_loop &&
+		mkdir -p "$2" &&
+		echo -n "$3" >"$2/control" &&
+		echo "$4" >"$2/attrib/cmd_time_out" &&
+		echo 1 >"$2/enable" || return 1
+	start_handler "$6"
+	export_lun "$5" "$2" l || return 1
+	sd=$(wait_disk) || { echo "no disk"; return 1; }
 }
 
 # leakcheck MODULE: on a kernel with kmemleak (debug flavour), scans for leaks while MODULE is

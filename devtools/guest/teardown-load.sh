@@ -8,19 +8,11 @@ M=${TCMU_MODULE:-tcmu_rs}
 TMO=4
 D=$CFG/core/user_6/load
 WWN=naa.5001405000000061
-modprobe "$M"
-modprobe tcm_loop
 
 run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
-	mkdir -p "$D"
-	echo -n "dev_config=ram/load,dev_size=$((32 << 20))" >"$D/control"
-	echo "$TMO" >"$D/attrib/cmd_time_out"
-	echo 1 >"$D/enable"
-	/tcmu/tcmu-rs-handler --wait >/tmp/load-handler.log 2>&1 &
-	local hpid=$!
-	export_lun $WWN "$D" l
-	local sd
-	sd=$(wait_disk) || { echo "no disk"; return 1; }
+	local hpid sd
+	served_lun "$M" "$D" "dev_config=ram/load,dev_size=$((32 << 20))" $TMO $WWN \
+		/tmp/load-handler.log
 	fio --name=load --filename="/dev/$sd" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
 		--direct=1 --time_based --runtime=60 --size=32M >/tmp/load-fio.log 2>&1 &
 	local fpid=$!
