@@ -9,7 +9,8 @@
 # verification, then tear everything down. Finally stop the handler with
 # SIGTERM and unload the modules.
 #
-# From the host (see devtools/vm.sh):
+# It uses the guest helpers of devtools/guest/lib.sh (export_lun, wait_disk), which vm.sh
+# installs next to it in /tcmu. From the host (see devtools/vm.sh):
 #   cargo build --release --manifest-path tools/tcmu/Cargo.toml -p tcmu-handler
 #   bash devtools/vm.sh \
 #     --file tools/tcmu/target/release/tcmu-rs-handler:tcmu-rs-handler \
@@ -21,15 +22,15 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+[ -r "$HERE/lib.sh" ] || { echo "handler-smoke: no $HERE/lib.sh (devtools/guest/lib.sh)"; exit 1; }
+. "$HERE/lib.sh"
 HANDLER=${HANDLER:-$HERE/tcmu-rs-handler}
 TCMU_MODULE=${TCMU_MODULE:-target_core_user}
 BACKSTORES=${BACKSTORES:-ram file null}
 SIZE=${SIZE:-67108864}
 FIO_SIZE=${FIO_SIZE:-16M}
-CFG=/sys/kernel/config/target
 HBA=$CFG/core/user_1
 WWN=naa.5001405abcdef012
-INITIATOR=naa.5001405abcdef0ff
 TPG=$CFG/loopback/$WWN/tpgt_1
 LOG=/tmp/tcmu-rs-handler.log
 HPID=
@@ -110,31 +111,6 @@ expect_illegal() {
 	echo "ok: $what -> ILLEGAL REQUEST, $asc"
 }
 
-# The sd disk of our LUN (vendor TCMU-RS, model matching the backstore).
-find_disk() {
-	local d
-	for d in /sys/block/sd*; do
-		[ -e "$d/device/vendor" ] || continue
-		if [ "$(tr -d " " <"$d/device/vendor")" = "TCMU-RS" ] && [ "$(cat "$d/size")" != 0 ]; then
-			basename "$d"
-			return 0
-		fi
-	done
-	return 1
-}
-
-wait_disk() {
-	local i sd
-	for i in $(seq 300); do
-		if sd=$(find_disk); then
-			echo "$sd"
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
-
 check_eq() {
 	[ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
 	echo "ok: $3 = $1"
@@ -158,7 +134,7 @@ run_backstore() {
 
 	# Linking the LUN scans it (INQUIRY, READ CAPACITY, ...): the handler
 	# (started with --wait) serves the device by now.
-	sd=$(export_dev "$name")
+	export_dev "$name"
 	dev=/dev/$sd
 	say "$name is $dev"
 	[ -b "$dev" ] || mknod "$dev" b "$(cut -d: -f1 /sys/block/$sd/dev)" "$(cut -d: -f2 /sys/block/$sd/dev)"
@@ -219,20 +195,20 @@ run_backstore() {
 	say "tearing down $name"
 	teardown_dev "$name"
 	[ ! -d "$HBA/$name" ] || fail "$HBA/$name still exists"
-	find_disk >/dev/null && fail "disk still present after teardown"
+	[ -e "/sys/block/$sd" ] && fail "$dev still present after teardown"
 	rm -f /tmp/tcmu-smoke.img /tmp/readback /tmp/tail
 	say "backstore $kind OK"
 }
 
 # Exports device NAME (already enabled) through tcm_loop and waits for its
-# disk; prints the disk name.
+# disk (the one that appeared since), which our handler must serve: its name
+# in $sd.
 export_dev() {
-	local name=$1 sd
-	mkdir -p "$TPG/lun/lun_0" || fail "mkdir lun_0"
-	echo -n $INITIATOR >"$TPG/nexus" || fail "nexus"
-	ln -s "$HBA/$name" "$TPG/lun/lun_0/$name" || fail "LUN link"
-	sd=$(wait_disk) || fail "no /dev/sdX appeared for $name"
-	echo "$sd"
+	local vendor
+	export_lun "$WWN" "$HBA/$1" "$1" || fail "exporting $1 through tcm_loop"
+	sd=$(wait_disk) || fail "no /dev/sdX appeared for $1"
+	vendor=$(cat "/sys/block/$sd/device/vendor" 2>/dev/null | tr -d " ")
+	[ "$vendor" = TCMU-RS ] || fail "/dev/$sd has vendor '$vendor', not TCMU-RS"
 }
 
 # --dev, --once-device and the exit status without devices.
@@ -249,7 +225,7 @@ test_options() {
 	uio=$(basename "$(dirname "$(grep -l "tcm-user/1/h_opt/" /sys/class/uio/uio*/name)")")
 	"$HANDLER" -v --dev "$uio" --once-device >/tmp/opt.log 2>&1 &
 	HPID=$!
-	sd=$(export_dev h_opt)
+	export_dev h_opt
 	check_eq "$(cat /sys/block/$sd/size)" 2048 "size of $sd"
 	step dd if="/dev/$sd" of=/dev/null bs=4k count=16 iflag=direct status=none
 	teardown_dev h_opt
