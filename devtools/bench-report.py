@@ -6,7 +6,7 @@ import os, platform, re, statistics, subprocess, sys
 from collections import defaultdict
 
 log, out = sys.argv[1], sys.argv[2]
-res = defaultdict(list)   # (target, store, row) -> [(iops, p50)]
+res = defaultdict(list)   # (target, store, row) -> [(iops, p50, cpu_us_per_io)]
 mem, counters, rows, head = [], [], [], ""
 for line in open(log, errors="replace"):
     line = line.strip()
@@ -16,7 +16,7 @@ for line in open(log, errors="replace"):
     if m:
         kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
         key = (kv["target"], kv["store"], kv["row"])
-        res[key].append((float(kv["iops"]), float(kv["p50_us"])))
+        res[key].append((float(kv["iops"]), float(kv["p50_us"]), float(kv.get("cpu_us_io", 0))))
         if kv["row"] not in rows:
             rows.append(kv["row"])
     if line.startswith("MEM "):
@@ -59,14 +59,20 @@ L.append("- rs = tcmu_rs, c = target_core_user, both with our handler `tcmu-rs-h
          "(null backstore: reads return zeros, writes are dropped) and `max_data_area_mb=32`; "
          "rd = LIO's in-kernel `rd_mcp` ramdisk (no userspace, the limit).")
 L.append("- fio through a tcm_loop LUN: libaio, direct, 1 s ramp, time based, 64 MiB region, "
-         "scheduler none; IOPS of the job group, p50 total latency (submission to completion).\n")
+         "scheduler none; IOPS of the job group, p50 total latency (submission to completion); "
+         "CPU µs/IO: busy time of all guest CPUs (kernel, handler, fio) per I/O, the cost of "
+         "the path, steadier than IOPS under TCG.")
+L.append("- Placement: with `pinned=fio:0,handler:1` in the run line, fio runs on CPU 0 and the "
+         "handler on CPU 1 for every target (BENCH_PIN=0 lets the scheduler choose: under TCG "
+         "that alone changes a run's IOPS several fold).\n")
 L.append("## Null backstore (medians)\n")
-L.append("| row | rs IOPS | c IOPS | rd IOPS | rs/c | rs/rd | p50 µs rs | p50 µs c |")
-L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+L.append("| row | rs IOPS | c IOPS | rd IOPS | rs/c | rs/rd | p50 µs rs | p50 µs c | CPU µs/IO rs | CPU µs/IO c |")
+L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     a, b, c = med("rs", "null", r), med("c", "null", r), med("rd", "null", r)
     L.append(f"| {r} | {a:.0f} | {b:.0f} | {c:.0f} | {ratio(a, b)} | {ratio(a, c)} | "
-             f"{med('rs', 'null', r, 1):.0f} | {med('c', 'null', r, 1):.0f} |")
+             f"{med('rs', 'null', r, 1):.0f} | {med('c', 'null', r, 1):.0f} | "
+             f"{med('rs', 'null', r, 2):.0f} | {med('c', 'null', r, 2):.0f} |")
 L.append("\nPer-pass values (IOPS), to judge the noise:\n")
 L.append("| row | rs | c | rd |")
 L.append("|---|---|---|---|")
@@ -92,4 +98,5 @@ if counters:
     for c in counters:
         L.append(f"- `{c}`")
 open(out, "w").write("\n".join(L) + "\n")
-print("\n".join(L[10:10 + len(rows) + 3]))
+top = next(i for i, l in enumerate(L) if l.startswith("| row"))
+print("\n".join(L[top:top + len(rows) + 2]))

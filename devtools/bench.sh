@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # make bench: builds the kernel and the handler, runs devtools/guest/bench.sh in one boot and
 # writes the medians and ratios to BENCHMARKS.md (and the raw lines next to it in the run
-# directory). BENCH_RUNTIME (s per fio run, default 5), BENCH_REPS (default 3), BENCH_ROWS.
+# directory). BENCH_RUNTIME (s per fio run, default 5), BENCH_REPS (default 3), BENCH_ROWS, BENCH_PIN (1:
+# fio on CPU 0, the handler on CPU 1).
 . "$(dirname "$0")/lib.sh"
 RT=${BENCH_RUNTIME:-5}
 REPS=${BENCH_REPS:-3}
@@ -15,7 +16,7 @@ slow=1
 log "bench: ${REPS} passes per target, ${RT} s per fio run (about $(((REPS * 3 + 2) * 12 * (RT + 2) / 60)) min)"
 bash "$TOP/devtools/vm.sh" --out "$OUT" --timeout $(((REPS * 3 + 2) * 12 * (RT + 4) * slow + 300)) \
 	--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
-	-- "BENCH_RUNTIME=$RT BENCH_REPS=$REPS BENCH_ROWS='$ROWS' BENCH_RAM=${BENCH_RAM:-1} bash /tcmu/bench.sh" | tee "$OUT/bench.log" |
+	-- "BENCH_RUNTIME=$RT BENCH_REPS=$REPS BENCH_ROWS='$ROWS' BENCH_RAM=${BENCH_RAM:-1} BENCH_PIN=${BENCH_PIN:-1} bash /tcmu/bench.sh" | tee "$OUT/bench.log" |
 	grep -E "^(pass|RESULT|MEM|BENCH|fio failed)" || true
 grep -q "^BENCH done" "$OUT/bench.log" || die "bench: the guest run did not finish (log: $OUT/bench.log)"
 python3 "$TOP/devtools/bench-report.py" "$OUT/bench.log" "$TOP/BENCHMARKS.md" || exit 1

@@ -6,7 +6,11 @@
 #   rd  LIO's rd_mcp ramdisk (no userspace: the limit)
 # in BENCH_REPS passes, the order of the targets alternating between passes (rs c rd, rd c
 # rs, ...); then one pass of rs and c with the ram backstore. Prints one line per fio run:
-#   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z
+#   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z cpu_us_io=C
+# (C: busy CPU time of the whole guest, all CPUs, per I/O). With two or more CPUs and
+# BENCH_PIN=1 (the default) fio runs on CPU 0 and the handler on CPU 1 for every target:
+# under TCG, where the scheduler puts them (same vCPU or not) changes a run's IOPS several
+# fold, which swamped the differences between targets.
 # and the data pages tcmu_rs holds (attrib/stats) during and after its passes:
 #   MEM target=rs store=S rep=N peak_pages=P idle_pages=Q
 set -uo pipefail
@@ -14,6 +18,10 @@ set -uo pipefail
 RT=${BENCH_RUNTIME:-5}
 REPS=${BENCH_REPS:-3}
 ROWS=${BENCH_ROWS:-all}
+FIO_CPU= HANDLER_CPU=
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+	FIO_CPU="taskset -c 0" HANDLER_CPU="taskset -c 1"
+fi
 WWN=naa.50014050000000b1
 SIZE=$((64 << 20))
 # name rw bs iodepth numjobs
@@ -50,7 +58,7 @@ setup() { # target store
 		# The same explicit data area on both modules, large enough for 1M x qd8.
 		echo -n "dev_config=$2/b,dev_size=$SIZE,max_data_area_mb=32" >"$D/control"
 		echo 1 >"$D/enable"
-		/tcmu/tcmu-rs-handler --wait >/tmp/bench-handler.log 2>&1 &
+		$HANDLER_CPU /tcmu/tcmu-rs-handler --wait >/tmp/bench-handler.log 2>&1 &
 		HPID=$!
 		;;
 	esac
@@ -76,6 +84,11 @@ teardown() { # target
 	return 0
 }
 
+# Busy time of all CPUs so far (user, nice, system, irq, softirq), in clock ticks.
+busy_ticks() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
 pages() {
 	sed -n 's/^data_pages //p' "$D/attrib/stats" 2>/dev/null || echo 0
 }
@@ -86,7 +99,9 @@ pass() { # target store rep
 	setup "$t" "$store" || { teardown "$t"; return 1; }
 	while read -r name rw bs qd nj; do
 		[ "$ROWS" = all ] || [[ " $ROWS " == *" $name "* ]] || continue
-		fio --name=b --filename="/dev/$sd" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" \
+		local busy0
+		busy0=$(busy_ticks)
+		$FIO_CPU fio --name=b --filename="/dev/$sd" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" \
 			--group_reporting --ioengine=libaio --direct=1 --time_based --runtime="$RT" \
 			--ramp_time=1 --size=$SIZE --lat_percentiles=1 --output-format=json >/tmp/bench.json 2>/tmp/bench.err &
 		local fpid=$!
@@ -99,9 +114,11 @@ pass() { # target store rep
 			done
 		fi
 		wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
-		python3 - "$t" "$store" "$rep" "$name" <<-'EOF'
-		import json, sys
-		t, store, rep, name = sys.argv[1:]
+		local busy=$(($(busy_ticks) - busy0))
+		python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" <<-'EOF'
+		import json, os, sys
+		t, store, rep, name = sys.argv[1:5]
+		busy, rt, hz = int(sys.argv[5]), int(sys.argv[6]), os.sysconf("SC_CLK_TCK")
 		try:
 		    j = json.load(open("/tmp/bench.json"))["jobs"][0]
 		except Exception as e:
@@ -110,8 +127,11 @@ pass() { # target store rep
 		d = j["write"] if "write" in name else j["read"]
 		p50 = (d.get("lat_ns", {}).get("percentile", {}).get("50.000000") or
 		       d["clat_ns"].get("percentile", {}).get("50.000000", 0)) / 1000
+		# I/Os over the run and its 1 s ramp, at the measured rate.
+		ios = d["iops"] * (rt + 1)
+		cpu = busy * 1e6 / hz / ios if ios else 0
 		print(f"RESULT target={t} store={store} rep={rep} row={name} iops={d['iops']:.1f} "
-		      f"bw_kib={d['bw']} p50_us={p50:.1f}")
+		      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f}")
 		EOF
 	done <<<"$MATRIX"
 	if [ "$t" = rs ]; then
@@ -123,7 +143,7 @@ pass() { # target store rep
 	teardown "$t"
 }
 
-echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) kernel=$(uname -r)"
+echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) pinned=${FIO_CPU:+fio:0,handler:1} kernel=$(uname -r)"
 for rep in $(seq "$REPS"); do
 	if [ $((rep % 2)) = 1 ]; then order="rs c rd"; else order="rd c rs"; fi
 	for t in $order; do
