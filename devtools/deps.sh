@@ -9,6 +9,7 @@ PKGS=(
 	bc bison flex libelf-dev libssl-dev cpio rsync patch make gcc python3
 	qemu-system-x86 qemu-utils busybox-static kmod
 	tcmu-runner targetcli-fb python3-rtslib-fb fio sg3-utils e2fsprogs dbus-daemon
+	linux-perf
 )
 
 missing=()

@@ -6,7 +6,7 @@
 # OUT.cpio = cached base archive + small per-run archive (the kernel unpacks
 # concatenated newc archives in order). Both are uncompressed so the guest does
 # not spend TCG time decompressing.
-#   base:    busybox, tcmu-runner, targetcli (python3), fio, sg3-utils, qemu-img,
+#   base:    busybox, tcmu-runner, targetcli (python3), fio, perf, sg3-utils, qemu-img,
 #            kmod, e2fsprogs with their shared-library closures; merged-/usr layout.
 #            Cached in $CACHE/initramfs/, keyed by the installed package versions
 #            and this script.
@@ -83,6 +83,7 @@ build_base() {
 	add /usr/bin/qemu-img
 	for p in $(dpkg -L sg3-utils | grep '/bin/'); do add "$p"; done
 	add /usr/bin/fio
+	add /usr/bin/perf # make bench BENCH_PROFILE=row (software cpu-clock samples under TCG)
 	for p in /bin/kmod /sbin/{modprobe,insmod,rmmod,lsmod,depmod,modinfo}; do add $p; done
 	for p in mkfs.ext4 mke2fs e2fsck; do add /sbin/$p; done
 	add /etc/mke2fs.conf

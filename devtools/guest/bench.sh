@@ -143,6 +143,32 @@ pass() { # target store rep
 	teardown "$t"
 }
 
+# BENCH_PROFILE=ROW: instead of the matrix, a system-wide perf profile (cpu-clock, call
+# graphs) of row ROW on rs and on c: where the time goes, by symbol and by module.
+profile() { # row
+	local t line name rw bs qd nj
+	line=$(grep "^$1 " <<<"$MATRIX") || { echo "no row $1"; return 1; }
+	read -r name rw bs qd nj <<<"$line"
+	for t in rs c; do
+		modprobe tcm_loop
+		setup "$t" null || { teardown "$t"; return 1; }
+		perf record -q -a -g -e cpu-clock -F 2000 -o /tmp/perf-$t.data -- \
+			$FIO_CPU fio --name=b --filename="/dev/$sd" --rw="$rw" --bs="$bs" --iodepth="$qd" \
+			--numjobs="$nj" --group_reporting --ioengine=libaio --direct=1 --time_based \
+			--runtime="$RT" --size=$SIZE --output=/tmp/perf-fio-$t.txt >/dev/null 2>&1
+		echo "PROFILE $t $name: $(grep -o 'IOPS=[^,]*' /tmp/perf-fio-$t.txt | head -1)"
+		perf report -q -i /tmp/perf-$t.data --no-children --sort dso --stdio 2>/dev/null |
+			grep -v '^$' | head -12 | sed "s/^/PROFILE $t dso /"
+		perf report -q -i /tmp/perf-$t.data --no-children --sort sym --stdio -g none 2>/dev/null |
+			grep -v '^$' | head -40 | sed "s/^/PROFILE $t sym /"
+		teardown "$t"
+	done
+}
+if [ -n "${BENCH_PROFILE:-}" ]; then
+	profile "$BENCH_PROFILE"
+	exit
+fi
+
 echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) pinned=${FIO_CPU:+fio:0,handler:1} kernel=$(uname -r)"
 for rep in $(seq "$REPS"); do
 	if [ $((rep % 2)) = 1 ]; then order="rs c rd"; else order="rd c rs"; fi
