@@ -51,7 +51,8 @@ check: deps
 	@bash devtools/check.sh all
 
 # The benchmark: fio through tcm_loop on tcmu_rs, target_core_user and rd_mcp in one boot;
-# writes BENCHMARKS.md. BENCH_RUNTIME=s BENCH_REPS=n BENCH_ROWS='row ...'.
+# writes BENCHMARKS.md. BENCH_RUNTIME=s BENCH_REPS=n BENCH_ROWS='row ...' BENCH_PIN=0|1
+# BENCH_PROFILE=row (a perf profile of one row on both modules instead of the matrix).
 bench: deps
 	@bash devtools/bench.sh
 
