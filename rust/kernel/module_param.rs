@@ -121,7 +121,10 @@ unsafe extern "C" fn get_cb<T: ParamOps>(buf: *mut c_char, _kp: *const bindings:
     match T::get(&ParamContext(PhantomData), &mut w) {
         Ok(()) => {
             let n = w.pos;
-            w.buf[n] = 0;
+            // `write_str` keeps `pos` below the buffer's length; `get_mut` makes that local.
+            if let Some(b) = w.buf.get_mut(n) {
+                *b = 0;
+            }
             n as c_int
         }
         Err(e) => e.to_errno(),

@@ -433,7 +433,7 @@ impl<T: Copy, const N: usize> core::ops::Deref for SmallVec<T, N> {
 
     fn deref(&self) -> &[T] {
         match self {
-            Self::Inline(a, n) => &a[..*n],
+            Self::Inline(a, n) => a.get(..*n).unwrap_or_default(),
             Self::Heap(v) => v,
         }
     }
@@ -442,7 +442,7 @@ impl<T: Copy, const N: usize> core::ops::Deref for SmallVec<T, N> {
 impl<T: Copy, const N: usize> core::ops::DerefMut for SmallVec<T, N> {
     fn deref_mut(&mut self) -> &mut [T] {
         match self {
-            Self::Inline(a, n) => &mut a[..*n],
+            Self::Inline(a, n) => a.get_mut(..*n).unwrap_or_default(),
             Self::Heap(v) => v,
         }
     }
@@ -957,7 +957,9 @@ impl Ring {
             st.blocks.free(&dbis);
             return Err(NotQueued::NoSpace(cmd));
         }
-        let (first, bidi) = dbis.split_at(n_first as usize);
+        // `min`: equal by construction, and no panic path.
+        let all: &[u32] = &dbis;
+        let (first, bidi) = all.split_at((n_first as usize).min(all.len()));
         let iov_cnt = blocks::iov_count(first);
         let iov_bidi_cnt = blocks::iov_count(bidi);
         let cdb = cmd.cdb();
@@ -985,7 +987,9 @@ impl Ring {
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
         let data_off = self.data_off as u64;
-        let (iov_first, iov_bidi) = iovs.split_at_mut(iov_cnt);
+        let all_iovs: &mut [Iovec] = &mut iovs;
+        let n_iovs = all_iovs.len();
+        let (iov_first, iov_bidi) = all_iovs.split_at_mut(iov_cnt.min(n_iovs));
         let ok = blocks::fill_iovecs(first, data_len.into(), self.blk_size, data_off, iov_first)
             .and_then(|_| blocks::fill_iovecs(bidi, bidi_len.into(), self.blk_size, data_off, iov_bidi));
         if ok.is_none() {
@@ -1056,9 +1060,9 @@ impl Ring {
                     st.pages.push(None, GFP_NOIO)?;
                 }
             }
-            for i in first..first + ppb {
-                if st.pages[i].is_none() {
-                    st.pages[i] = Some(Page::alloc_page(GFP_NOIO | __GFP_ZERO)?);
+            for slot in st.pages.iter_mut().skip(first).take(ppb) {
+                if slot.is_none() {
+                    *slot = Some(Page::alloc_page(GFP_NOIO | __GFP_ZERO)?);
                     st.npages += 1;
                     GLOBAL_PAGES.fetch_add(1, Ordering::Relaxed);
                 }
@@ -1079,9 +1083,10 @@ impl Ring {
     ) {
         let ppb = self.pages_per_blk as usize;
         // Page `i` of the data: page `i % ppb` of block `dbis[i / ppb]`.
+        // Checked arithmetic: no panic path even for a `ppb` of 0 (refused at configure time).
         sg.copy_pages(len, to_blocks, |i| {
-            let dbi = *dbis.get(i / ppb)? as usize;
-            pages.get(dbi * ppb + i % ppb)?.as_ref()
+            let dbi = *dbis.get(i.checked_div(ppb)?)? as usize;
+            pages.get(dbi.checked_mul(ppb)?.checked_add(i.checked_rem(ppb)?)?)?.as_ref()
         });
     }
 
