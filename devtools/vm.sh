@@ -48,7 +48,7 @@ qemu() {
 	timeout -k 5 "$2" qemu-system-x86_64 -accel "$1" -cpu "$([ "$1" = kvm ] && echo host || echo max)" -smp 2 -m 2048 \
 		-nodefaults -no-user-config -display none -no-reboot -monitor none -serial stdio \
 		-kernel "$KERNEL" -initrd "$TMP/initrd.cpio" \
-		-append "console=ttyS0 quiet panic=-1 tcmu.cmd=$3" \
+		-append "console=ttyS0 quiet panic=-1 acpi=noirq tcmu.cmd=$3" \
 		-fsdev local,id=out,path="$OUT",security_model=none \
 		-device virtio-9p-pci,fsdev=out,mount_tag=out </dev/null 2>&1
 }
