@@ -101,7 +101,7 @@ pass() { # target store rep
 		[ "$ROWS" = all ] || [[ " $ROWS " == *" $name "* ]] || continue
 		local busy0
 		busy0=$(busy_ticks)
-		$FIO_CPU fio --name=b --filename="/dev/$sd" --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" \
+		$FIO_CPU fio --name=b --filename="/dev/$sd" --allow_file_create=0 --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" \
 			--group_reporting --ioengine=libaio --direct=1 --time_based --runtime="$RT" \
 			--ramp_time=1 --size=$SIZE --lat_percentiles=1 --output-format=json >/tmp/bench.json 2>/tmp/bench.err &
 		local fpid=$!
@@ -153,7 +153,7 @@ profile() { # row
 		modprobe tcm_loop
 		setup "$t" null || { teardown "$t"; return 1; }
 		perf record -q -a -g -e cpu-clock -F 2000 -o /tmp/perf-$t.data -- \
-			$FIO_CPU fio --name=b --filename="/dev/$sd" --rw="$rw" --bs="$bs" --iodepth="$qd" \
+			$FIO_CPU fio --name=b --filename="/dev/$sd" --allow_file_create=0 --rw="$rw" --bs="$bs" --iodepth="$qd" \
 			--numjobs="$nj" --group_reporting --ioengine=libaio --direct=1 --time_based \
 			--runtime="$RT" --size=$SIZE --output=/tmp/perf-fio-$t.txt >/dev/null 2>&1
 		echo "PROFILE $t $name: $(grep -o 'IOPS=[^,]*' /tmp/perf-fio-$t.txt | head -1)"

@@ -23,7 +23,7 @@ HPID=$!
 export_lun $WWN "$D" f
 sd=$(wait_disk) || { echo "no disk"; exit 1; }
 for qd in 1 64; do
-	fio --name=m$qd --filename="/dev/$sd" --rw=randrw --bsrange=4k-1m --size=32M \
+	fio --name=m$qd --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bsrange=4k-1m --size=32M \
 		--verify=crc32c --iodepth=$qd --ioengine=libaio --direct=1 --output=/tmp/fio-m$qd.txt
 	grep -E "err=" /tmp/fio-m$qd.txt
 	grep -q "err= 0" /tmp/fio-m$qd.txt

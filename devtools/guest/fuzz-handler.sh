@@ -77,12 +77,13 @@ trap cleanup EXIT
 disk() { # the sd disk of our LUN
 	local b
 	for b in /sys/block/sd*; do
-		[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && { echo "${b##*/}"; return 0; }
+		[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && [ -b "/dev/${b##*/}" ] && { echo "${b##*/}"; return 0; }
 	done
 	return 1
 }
 
 say "module $M, $N mutations, $T s at most${SEED:+, seed $SEED}"
+clean_dev_nodes
 modprobe "$M"
 modprobe tcm_loop
 mkdir -p "$D"
@@ -118,7 +119,7 @@ fi
 "$FUZZER" -v --dev "$uio" --mutations "$N" --time "$T" --settle 60 ${SEED:+--seed "$SEED"} \
 	${FUZZ_ARGS:-} >/tmp/fuzzer.out 2>"$FLOG" &
 FPID=$!
-fio --name=fuzz --filename="/dev/$sd" --rw=randrw --bsrange=4k-64k --iodepth=16 \
+fio --name=fuzz --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bsrange=4k-64k --iodepth=16 \
 	--ioengine=libaio --direct=1 --verify=0 --continue_on_error=all --ignore_error="$ERRS,$ERRS" \
 	--time_based \
 	--runtime=$((T + 60)) --numjobs=2 --group_reporting --output=/tmp/fuzz-fio.txt &
@@ -151,7 +152,7 @@ sleep 0.5
 kill -0 "$HPID" 2>/dev/null || { cat /tmp/fuzz-handler2.log; fail "handler did not attach"; }
 echo 1 >"$D/action/reset_ring"
 [ -b "/dev/$sd" ] || fail "/dev/$sd is gone"
-timeout 120 fio --name=verify --filename="/dev/$sd" --rw=randrw --bsrange=4k-128k --size=16M \
+timeout 120 fio --name=verify --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bsrange=4k-128k --size=16M \
 	--verify=crc32c --verify_fatal=1 --iodepth=16 --ioengine=libaio --direct=1 \
 	--output=/tmp/fuzz-verify.txt || { cat /tmp/fuzz-verify.txt; fail "verify fio failed"; }
 grep -E "err=" /tmp/fuzz-verify.txt

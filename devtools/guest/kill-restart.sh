@@ -65,7 +65,7 @@ restart_handler() {
 fio_verify() { # name log extra-args...
 	local name=$1 log=$2
 	shift 2
-	fio --name="$name" --filename="/dev/$sd" --rw=randwrite --bsrange=4k-64k --iodepth=16 \
+	fio --name="$name" --filename="/dev/$sd" --allow_file_create=0 --rw=randwrite --bsrange=4k-64k --iodepth=16 \
 		--ioengine=libaio --direct=1 --size=$SIZE --verify=crc32c --verify_fatal=1 \
 		--randrepeat=0 "$@" >"$log" 2>&1
 }

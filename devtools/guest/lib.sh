@@ -10,6 +10,19 @@ make_user_dev() {
 	echo 1 >"$1/enable"
 }
 
+# clean_dev_nodes: a write to /dev/sdX while that disk was gone (a dd or fio racing a
+# teardown) creates a regular file there, and devtmpfs cannot make the node when a disk takes
+# the name again: later tests would do their I/O on a file in memory (seen on the debug
+# kernel: kill-restart's dd "succeeded" with the handler dead, reclaim and fuzz saw no I/O).
+# Removes such leftovers; call it before a new disk appears.
+clean_dev_nodes() {
+	local f
+	for f in /dev/sd*; do
+		[ -e "$f" ] && [ ! -b "$f" ] && { echo "removing stale non-device $f" >&2; rm -f "$f"; }
+	done
+	return 0
+}
+
 # export_lun WWN DEV NAME: a tcm_loop target naa.WWN with LUN 0 linked (as NAME) to DEV;
 # the nexus is created first, as tcm_loop wants it before the LUN.
 export_lun() {
@@ -17,6 +30,7 @@ export_lun() {
 	# The disks there are before: wait_disk looks for a new one (a disk of an earlier test
 	# may still be going away on a slow kernel).
 	ls /sys/block >/tmp/.disks-before 2>/dev/null
+	clean_dev_nodes
 	mkdir -p "$tpg/lun/lun_0" &&
 		echo -n "${1%?}f" >"$tpg/nexus" &&
 		ln -s "$2" "$tpg/lun/lun_0/$3"
@@ -39,7 +53,7 @@ wait_disk() {
 			grep -qx "${b##*/}" /tmp/.disks-before 2>/dev/null && continue
 			sd=${b##*/}
 		done
-		[ -n "$sd" ] && { echo "$sd"; return 0; }
+		[ -n "$sd" ] && [ -b "/dev/$sd" ] && { echo "$sd"; return 0; }
 		sleep 0.1
 	done
 	return 1

@@ -51,7 +51,7 @@ hpid=$!
 export_lun $WWN "$D" l
 sd=$(wait_disk) || { echo "no disk"; exit 1; }
 fio_verify() {
-	fio --name=rc --filename="/dev/$sd" --rw=write --bs=1M --iodepth=8 --ioengine=libaio \
+	fio --name=rc --filename="/dev/$sd" --allow_file_create=0 --rw=write --bs=1M --iodepth=8 --ioengine=libaio \
 		--direct=1 --size=24M --verify=crc32c --verify_fatal=1 >/tmp/rc-fio.log 2>&1 ||
 		{ tail -20 /tmp/rc-fio.log; return 1; }
 }

@@ -33,7 +33,7 @@ export_lun $WWN "$D" q
 # The only disk: earlier tests removed theirs.
 sd=$(wait_disk) || { echo "no disk from tcmu-runner"; tail -20 /var/log/tcmu-runner.log; exit 1; }
 echo "tcmu-runner serves /dev/$sd on $M"
-fio --name=runner --filename="/dev/$sd" --rw=randrw --bsrange=4k-256k --size=16M \
+fio --name=runner --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bsrange=4k-256k --size=16M \
 	--verify=crc32c --iodepth=16 --ioengine=libaio --direct=1 --output=/tmp/fio-runner.txt
 grep -E "err=|READ:|WRITE:" /tmp/fio-runner.txt
 grep -q "err= 0" /tmp/fio-runner.txt

@@ -118,7 +118,7 @@ lnk=$(find "$CFG/loopback/$WWN/tpgt_1/lun/lun_0" -maxdepth 1 -type l | head -1)
 sd=$(wait_disk) || fail "no disk after restoreconfig"
 echo "restored LUN: /dev/$sd"
 
-fio --name=targetcli --filename="/dev/$sd" --rw=randrw --bsrange=4k-256k --size=16M \
+fio --name=targetcli --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bsrange=4k-256k --size=16M \
 	--verify=crc32c --iodepth=16 --ioengine=libaio --direct=1 --output=/tmp/fio-targetcli.txt
 grep -E "err=|READ:|WRITE:" /tmp/fio-targetcli.txt
 grep -q "err= 0" /tmp/fio-targetcli.txt || fail "fio"

@@ -13,7 +13,7 @@ run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
 	local hpid sd
 	served_lun "$M" "$D" "dev_config=ram/load,dev_size=$((32 << 20))" $TMO $WWN \
 		/tmp/load-handler.log
-	fio --name=load --filename="/dev/$sd" --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
+	fio --name=load --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
 		--direct=1 --time_based --runtime=60 --size=32M >/tmp/load-fio.log 2>&1 &
 	local fpid=$!
 	sleep 2
