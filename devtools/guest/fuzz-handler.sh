@@ -74,16 +74,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-disk() { # the sd disk of our LUN
-	local b
-	for b in /sys/block/sd*; do
-		[ -e "$b/size" ] && [ "$(cat "$b/size")" != 0 ] && [ -b "/dev/${b##*/}" ] && { echo "${b##*/}"; return 0; }
-	done
-	return 1
-}
-
 say "module $M, $N mutations, $T s at most${SEED:+, seed $SEED}"
-clean_dev_nodes
 modprobe "$M"
 modprobe tcm_loop
 mkdir -p "$D"
@@ -101,12 +92,8 @@ ERRS=5:121:52:95:110:28:67:61:84:12:16:11:19:62:22:6
 # shows up sane whatever the fuzzer does later.
 "$HANDLER" --dev "$uio" >/tmp/fuzz-handler1.log 2>&1 &
 HPID=$!
-mkdir -p "$TPG/lun/lun_0"
-echo -n naa.5001405000000172 >"$TPG/nexus"
-ln -s "$D" "$TPG/lun/lun_0/f"
-sd=
-for i in $(seq 100); do sd=$(disk) && break; sleep 0.1; done
-[ -n "$sd" ] || fail "no disk appeared"
+export_lun $WWN "$D" f || fail "tcm_loop LUN setup"
+sd=$(wait_disk) || fail "no disk appeared"
 say "disk /dev/$sd on $uio"
 udevadm settle 2>/dev/null || sleep 1
 stop "$HPID" TERM 10; HPID=
