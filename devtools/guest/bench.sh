@@ -84,6 +84,16 @@ teardown() { # target
 	return 0
 }
 
+# fio_row RW BS IODEPTH NUMJOBS OPTION...: one time-based fio run of a matrix row on /dev/$sd
+# (on CPU 0 when pinned).
+fio_row() {
+	local rw=$1 bs=$2 qd=$3 nj=$4
+	shift 4
+	$FIO_CPU fio --name=b --filename="/dev/$sd" --allow_file_create=0 --rw="$rw" --bs="$bs" \
+		--iodepth="$qd" --numjobs="$nj" --group_reporting --ioengine=libaio --direct=1 \
+		--time_based --runtime="$RT" --size=$SIZE "$@"
+}
+
 # Busy time of all CPUs so far (user, nice, system, irq, softirq), in clock ticks.
 busy_ticks() {
 	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
@@ -101,9 +111,8 @@ pass() { # target store rep
 		[ "$ROWS" = all ] || [[ " $ROWS " == *" $name "* ]] || continue
 		local busy0
 		busy0=$(busy_ticks)
-		$FIO_CPU fio --name=b --filename="/dev/$sd" --allow_file_create=0 --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs="$nj" \
-			--group_reporting --ioengine=libaio --direct=1 --time_based --runtime="$RT" \
-			--ramp_time=1 --size=$SIZE --lat_percentiles=1 --output-format=json >/tmp/bench.json 2>/tmp/bench.err &
+		fio_row "$rw" "$bs" "$qd" "$nj" --ramp_time=1 --lat_percentiles=1 --output-format=json \
+			>/tmp/bench.json 2>/tmp/bench.err &
 		local fpid=$!
 		if [ "$t" = rs ]; then
 			while kill -0 $fpid 2>/dev/null; do
@@ -152,10 +161,11 @@ profile() { # row
 	for t in rs c; do
 		modprobe tcm_loop
 		setup "$t" null || { teardown "$t"; return 1; }
-		perf record -q -a -g -e cpu-clock -F 2000 -o /tmp/perf-$t.data -- \
-			$FIO_CPU fio --name=b --filename="/dev/$sd" --allow_file_create=0 --rw="$rw" --bs="$bs" --iodepth="$qd" \
-			--numjobs="$nj" --group_reporting --ioengine=libaio --direct=1 --time_based \
-			--runtime="$RT" --size=$SIZE --output=/tmp/perf-fio-$t.txt >/dev/null 2>&1
+		perf record -q -a -g -e cpu-clock -F 2000 -o /tmp/perf-$t.data >/dev/null 2>&1 &
+		local ppid=$!
+		fio_row "$rw" "$bs" "$qd" "$nj" --output=/tmp/perf-fio-$t.txt >/dev/null 2>&1
+		kill -INT $ppid
+		wait $ppid
 		echo "PROFILE $t $name: $(grep -o 'IOPS=[^,]*' /tmp/perf-fio-$t.txt | head -1)"
 		perf report -q -i /tmp/perf-$t.data --no-children --sort dso --stdio 2>/dev/null |
 			grep -v '^$' | head -12 | sed "s/^/PROFILE $t dso /"
