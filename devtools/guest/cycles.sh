@@ -11,20 +11,25 @@ modprobe "$M"
 /tcmu/tcmu-rs-handler --wait >/tmp/cycles-handler.log 2>&1 &
 HPID=$!
 mkdir -p "$HBA"
+t0=$(date +%s)
 for i in $(seq "$N"); do
 	d=$HBA/c$i
 	mkdir "$d"
 	echo -n "dev_config=null/c$i,dev_size=1048576" >"$d/control"
 	echo 1 >"$d/enable"
-	# Wait until the handler has the device open (it maps the ring at once).
-	for j in $(seq 50); do
-		grep -q "tcm-user/.*/c$i/" /proc/$HPID/maps 2>/dev/null && break
+	# Wait until the handler has the device open and its ring mapped (it logs "attached"
+	# then); a device it never took fails the test.
+	j=0
+	until grep -q "attached uio[0-9]* (tcm-user/5/c$i/" /tmp/cycles-handler.log; do
+		j=$((j + 1))
+		[ "$j" -le 500 ] || { echo "cycle $i: the handler did not attach in 10 s"; exit 1; }
 		sleep 0.02
 	done
 	rmdir "$d"
 done
 rmdir "$HBA"
+secs=$(($(date +%s) - t0))
 kill "$HPID"; wait "$HPID" || true
 leakcheck "$M"
 rmmod "$M"
-echo "cycles on $M: $N create/enable/destroy cycles OK"
+echo "cycles on $M: $N create/enable/destroy cycles OK ($secs s; kmemleak clean if enabled)"

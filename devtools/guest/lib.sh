@@ -91,9 +91,11 @@ served_lun() {
 leakcheck() {
 	local f=/sys/kernel/debug/kmemleak r n=0
 	[ -w $f ] || return 0
+	local t0; t0=$(date +%s)
 	echo scan >$f && echo scan >$f
 	r=$(cat $f)
 	echo clear >$f
+	echo "kmemleak: 2 scans with $1 loaded in $(($(date +%s) - t0)) s"
 	[ -n "$r" ] || return 0
 	while [ -e "/out/kmemleak-$1-$n.txt" ]; do n=$((n + 1)); done
 	echo "$r" >"/out/kmemleak-$1-$n.txt" 2>/dev/null
