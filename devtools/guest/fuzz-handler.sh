@@ -9,7 +9,8 @@
 #
 # Environment: TCMU_MODULE (default tcmu_rs), FUZZ_MUTATIONS (default 20000), FUZZ_TIME
 # (seconds of fuzzing at most; default 90, or FUZZ_MUTATIONS/200 if larger), FUZZ_SEED
-# (default: random, printed), FUZZ_ARGS (more fuzzer options, e.g. "-vv --only bad-cmd-id"),
+# (default: random, printed), FUZZ_TICK (the fuzzer's --tick: ms between rounds of ring-level
+# mutations, default 5), FUZZ_ARGS (more fuzzer options, e.g. "-vv --only bad-cmd-id"),
 # FUZZ_LOG (the fuzzer's log, default /tmp/fuzzer.log; /dev/console to see it live),
 # FUZZ_SD_TIMEOUT (SCSI command timeout of the disk in seconds while fuzzing, default 2: below
 # cmd_time_out (3), so the SCSI error handler aborts held and lost commands and resets the LUN,
@@ -104,6 +105,7 @@ if [ -n "${FUZZ_SD_TIMEOUT-2}" ]; then
 	echo "${FUZZ_SD_TIMEOUT-2}" >"/sys/block/$sd/device/timeout"
 fi
 "$FUZZER" -v --dev "$uio" --mutations "$N" --time "$T" --settle 60 ${SEED:+--seed "$SEED"} \
+	${FUZZ_TICK:+--tick "$FUZZ_TICK"} \
 	${FUZZ_ARGS:-} >/tmp/fuzzer.out 2>"$FLOG" &
 FPID=$!
 fio --name=fuzz --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bsrange=4k-64k --iodepth=16 \

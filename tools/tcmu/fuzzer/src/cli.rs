@@ -14,6 +14,7 @@ use crate::mutation::Mutation;
 pub const USAGE: &str = "\
 usage: tcmu-rs-fuzzer [-v]... [--dev uioN] [--mutations N] [--seed S]
                       [--time SECONDS] [--recover-every N] [--settle SECONDS]
+                      [--tick MS]
                       [--only KIND,...] [--list]
                       [--sysfs DIR] [--devdir DIR] [--configfs DIR]
 
@@ -27,6 +28,9 @@ the shared memory protocol on purpose, recovering with action/reset_ring.
   --recover-every N   reset_ring after N mutations without one (default 2000)
   --settle SECONDS    after the final reset_ring, serve correctly this long
                       (default 3; SIGTERM/SIGINT end it early)
+  --tick MS           while fuzzing, wait at most MS ms for the kernel between
+                      rounds of ring-level mutations (default 5, 1..1000): a
+                      shorter tick means more mutations per second
   --only KIND,...     only these mutation kinds (see --list)
   --list              list the mutation kinds
   -v                  log recoveries (-vv: every mutation)
@@ -52,6 +56,8 @@ pub struct Options {
     pub recover_every: u64,
     /// Correct service after the final recovery.
     pub settle: Duration,
+    /// Longest wait for the kernel between rounds while fuzzing (ms).
+    pub tick_ms: u16,
     /// Restrict the mutation kinds.
     pub only: Vec<Mutation>,
     /// List the kinds and exit.
@@ -74,6 +80,7 @@ impl Default for Options {
             time: None,
             recover_every: 2_000,
             settle: Duration::from_secs(3),
+            tick_ms: 5,
             only: Vec::new(),
             list: false,
             sysfs: uio::SYSFS_UIO.into(),
@@ -124,6 +131,13 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Opti
                 o.recover_every = num("--recover-every", &value("--recover-every")?)?
             }
             "--settle" => o.settle = secs("--settle", &value("--settle")?)?,
+            "--tick" => {
+                let v = value("--tick")?;
+                o.tick_ms = match num("--tick", &v)? {
+                    t @ 1..=1000 => t as u16,
+                    _ => return Err(format!("bad --tick {v:?} (1..1000)")),
+                };
+            }
             "--only" => {
                 for k in value("--only")?.split(',').filter(|k| !k.is_empty()) {
                     o.only.push(
@@ -159,7 +173,7 @@ mod tests {
     #[test]
     fn arguments() {
         assert_eq!(args("").unwrap(), Some(Options::default()));
-        let o = args("-vv --dev uio3 --mutations 1000000 --seed 0x2a --time 1.5 --recover-every 7 --settle 0 --only hold,bad-cmd-id")
+        let o = args("-vv --dev uio3 --mutations 1000000 --seed 0x2a --time 1.5 --recover-every 7 --settle 0 --tick 1 --only hold,bad-cmd-id")
             .unwrap()
             .unwrap();
         assert_eq!(o.verbose, 2);
@@ -169,6 +183,9 @@ mod tests {
         assert_eq!(o.time, Some(Duration::from_millis(1500)));
         assert_eq!(o.recover_every, 7);
         assert_eq!(o.settle, Duration::ZERO);
+        assert_eq!(o.tick_ms, 1);
+        assert!(args("--tick 0").is_err());
+        assert!(args("--tick 1001").is_err());
         assert_eq!(o.only, vec![Mutation::HoldCommand, Mutation::BadCmdId]);
         assert_eq!(args("--help").unwrap(), None);
         assert!(args("--only nonsense").is_err());

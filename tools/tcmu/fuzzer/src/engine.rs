@@ -104,6 +104,9 @@ pub struct Config {
     pub hold_ms: (u64, u64),
     /// No new entry for this long: recover.
     pub stall: Duration,
+    /// Longest wait for the kernel between rounds while fuzzing (ms): ring-level
+    /// mutations happen once per round.
+    pub tick_ms: i32,
     /// Only these mutations (all if empty).
     pub only: Vec<Mutation>,
     /// Verbosity.
@@ -124,6 +127,7 @@ impl Default for Config {
             fatal_delay_ms: (20, 300),
             hold_ms: (1_500, 4_500),
             stall: Duration::from_secs(2),
+            tick_ms: 5,
             only: Vec::new(),
             verbose: 0,
         }
@@ -1252,7 +1256,7 @@ impl<P: Port> Engine<P> {
     pub fn step(&mut self) -> io::Result<()> {
         let now = Instant::now();
         // Short waits while fuzzing: ring-level mutations happen per wakeup.
-        let mut timeout = if self.fuzzing { 5i32 } else { 20 };
+        let mut timeout = if self.fuzzing { self.cfg.tick_ms.max(1) } else { 20 };
         for p in &self.pending {
             if let Some(t) = p.hold_until {
                 let ms = t.saturating_duration_since(now).as_millis() as i32;

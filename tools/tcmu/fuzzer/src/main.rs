@@ -80,6 +80,7 @@ fn run(o: Options) -> Result<i32, String> {
         mutations: o.mutations,
         time: o.time,
         recover_every: o.recover_every,
+        tick_ms: o.tick_ms.into(),
         only: o.only.clone(),
         verbose: o.verbose,
         ..Config::default()
