@@ -7,13 +7,14 @@
 #
 # Variables: FLAVOUR=base|debug (debug = KASAN, lockdep, kmemleak), ACCEL=tcg|kvm|auto,
 # TCMU_CACHE=dir (default ~/.cache/tcmu-rs), JOBS=n, LONG=1 (long fuzzing run),
-# FUZZ_MUTATIONS=n (mutations of the hostile-handler test), QUICK=1 (short developer run).
+# FUZZ_MUTATIONS=n (mutations of the hostile-handler test), FUZZ_TICK=ms (its pace),
+# QUICK=1 (short developer run), LAYERS='pattern ...' (only these guest layers).
 
 SHELL := /bin/bash
 export FLAVOUR ?= base
 export ACCEL ?= tcg
 # LONG=1: long runs of the randomized tests (1000000 fuzzer mutations instead of 20000, 1000
-# create/destroy cycles per module instead of 20).
+# create/destroy cycles per module instead of 20; the fuzzer's tick 1 ms instead of 5).
 export LONG ?= 0
 # QUICK=1: our module only, without the long layers (the developer loop; `make check` without
 # it is the contract).
