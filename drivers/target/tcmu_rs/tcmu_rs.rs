@@ -624,16 +624,13 @@ impl Ring {
         )
     }
 
-    /// Queues `cmd` on the ring, or in the qfull queue. Returns whether the handler must be
-    /// woken up: `None` no (the command waits for space), `Some(idle)` yes, with `idle` telling
-    /// that the ring held nothing before (the handler may be asleep with no work: wake it now
-    /// rather than at the end of a plugged batch).
-    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>) -> Result<Option<bool>, Rejected<User>> {
+    /// Queues `cmd` on the ring, or in the qfull queue. Returns whether it went on the ring
+    /// (the handler must be woken up; not if it waits for space).
+    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>) -> Result<bool, Rejected<User>> {
         let mut st = self.st.lock();
         if st.broken || st.dead {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         }
-        let idle = st.ring.is_empty();
         // Keep the order: nothing overtakes commands already waiting.
         let res = if st.qfull.is_empty() {
             self.try_ring(&mut st, cmd)
@@ -646,7 +643,7 @@ impl Ring {
                 if let Some(d) = deadline {
                     ArcTimer::arm_earlier(self, d);
                 }
-                Ok(Some(idle))
+                Ok(true)
             }
             Err(NotQueued::Fail(cmd, reason)) => Err(cmd.reject(reason)),
             Err(NotQueued::NoSpace(cmd)) => {
@@ -661,7 +658,7 @@ impl Ring {
                 let _ = st.qfull.push(Queued { cmd, deadline });
                 drop(st);
                 ArcTimer::arm_earlier(self, deadline);
-                Ok(None)
+                Ok(false)
             }
         }
     }
@@ -1738,20 +1735,12 @@ impl Backend for User {
         let Some(reg) = uio.as_ref() else {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         };
-        match reg.data().queue(cmd)? {
-            None => {}
-            // The handler had nothing to do: wake it at once, so that it works on this command
-            // while the rest of a batch is queued (large commands take long to copy in).
-            Some(true) => {
+        // Plugged: one wake-up at `unplug` for the whole batch (as C). The order of the flag
+        // operations (here and in `unplug`) makes sure one of the two sides notifies.
+        if reg.data().queue(cmd)? {
+            dev.notify_pending.store(true, Ordering::SeqCst);
+            if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
                 wake_handler(reg);
-            }
-            // Plugged: one wake-up at `unplug` for the rest of the batch. The order of the
-            // flag operations (here and in `unplug`) makes sure one of the two sides notifies.
-            Some(false) => {
-                dev.notify_pending.store(true, Ordering::SeqCst);
-                if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
-                    wake_handler(reg);
-                }
             }
         }
         Ok(())
