@@ -177,7 +177,12 @@ unload tcmu_rs reclaim
 # runs, then recovery with our handler and a verified fio. tcmu_rs only: the C module trusts
 # the shared memory and may crash under it.
 layer fuzz-tcmu_rs env FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000} bash /tcmu/fuzz-handler.sh
-want fuzz-tcmu_rs && say "fuzz: $(grep -m1 '^fuzzer: [0-9]* mutations' /tmp/fuzz-tcmu_rs.log)"
+if want fuzz-tcmu_rs; then
+	say "fuzz: $(grep -m1 '^fuzzer: [0-9]* mutations' /tmp/fuzz-tcmu_rs.log)"
+	# Where the fuzzer's time went (wait for the kernel, decode, mutations, completions,
+	# recoveries) and its command and completion counts.
+	grep -m3 -E '^fuzzer: (time|commands|recoveries:)' /tmp/fuzz-tcmu_rs.log | sed 's/^/[guest] fuzz: /' || true
+fi
 unload tcmu_rs fuzz
 
 cat "$RESULTS"
