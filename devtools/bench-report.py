@@ -6,7 +6,7 @@ import os, platform, re, statistics, subprocess, sys
 from collections import defaultdict
 
 log, out = sys.argv[1], sys.argv[2]
-res = defaultdict(list)   # (target, store, row) -> [(iops, p50, cpu_us_per_io)]
+res = defaultdict(list)   # (target, store, row) -> [(iops, p50, cpu_us_per_io, rep)]
 mem, counters, rows, head = [], [], [], ""
 for line in open(log, errors="replace"):
     line = line.strip()
@@ -16,7 +16,8 @@ for line in open(log, errors="replace"):
     if m:
         kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
         key = (kv["target"], kv["store"], kv["row"])
-        res[key].append((float(kv["iops"]), float(kv["p50_us"]), float(kv.get("cpu_us_io", 0))))
+        res[key].append((float(kv["iops"]), float(kv["p50_us"]), float(kv.get("cpu_us_io", 0)),
+                         kv["rep"]))
         if kv["row"] not in rows:
             rows.append(kv["row"])
     if line.startswith("MEM "):
@@ -30,6 +31,16 @@ def med(t, store, row, i=0):
 
 def ratio(a, b):
     return f"{a / b:.2f}" if a and b else "n/a"
+
+def paired(t, u, store, row):
+    """Median over the passes of the IOPS ratio t/u of one pass (runs back to back)."""
+    a = {x[3]: x[0] for x in res.get((t, store, row), []) if x[0] > 0}
+    b = {x[3]: x[0] for x in res.get((u, store, row), []) if x[0] > 0}
+    v = [a[k] / b[k] for k in a if k in b]
+    return statistics.median(v) if v else 0.0
+
+def fmt(r):
+    return f"{r:.2f}" if r else "n/a"
 
 cpu = "?"
 try:
@@ -53,8 +64,15 @@ L.append("## Method\n")
 L.append(f"- Machine: {os.cpu_count()} host CPUs ({cpu}); guest QEMU **TCG** (no KVM), "
          "`-cpu max -smp 2`: absolute numbers mean little, compare ratios.")
 L.append(f"- Kernel: Debian linux-source-6.12 built by this repository (small config), commit {commit}.")
-L.append(f"- Run: `{head}`. One boot; targets take turns: passes alternate the order "
-         "(rs c rd, rd c rs, ...); each cell is the **median** over the passes.")
+if "interleave=row" in head:
+    L.append(f"- Run: `{head}`. One boot; in each pass, row by row, the three targets run "
+             "back to back, each on a fresh device, the order alternating (rs c rd, rd c rs, "
+             "...). IOPS, latency and CPU cells are **medians** over the passes; rs/c and rs/rd "
+             "are the medians of the per-pass ratios (the two runs of a ratio are seconds apart, "
+             "so the host's slow spells mostly cancel).")
+else:
+    L.append(f"- Run: `{head}`. One boot; targets take turns: passes alternate the order "
+             "(rs c rd, rd c rs, ...); each cell is the **median** over the passes.")
 L.append("- rs = tcmu_rs, c = target_core_user, both with our handler `tcmu-rs-handler` "
          "(null backstore: reads return zeros, writes are dropped) and `max_data_area_mb=32`; "
          "rd = LIO's in-kernel `rd_mcp` ramdisk (no userspace, the limit).")
@@ -70,9 +88,17 @@ L.append("| row | rs IOPS | c IOPS | rd IOPS | rs/c | rs/rd | p50 Âµs rs | p50 Â
 L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     a, b, c = med("rs", "null", r), med("c", "null", r), med("rd", "null", r)
-    L.append(f"| {r} | {a:.0f} | {b:.0f} | {c:.0f} | {ratio(a, b)} | {ratio(a, c)} | "
+    L.append(f"| {r} | {a:.0f} | {b:.0f} | {c:.0f} | {fmt(paired('rs', 'c', 'null', r))} | "
+             f"{fmt(paired('rs', 'rd', 'null', r))} | "
              f"{med('rs', 'null', r, 1):.0f} | {med('c', 'null', r, 1):.0f} | "
              f"{med('rs', 'null', r, 2):.0f} | {med('c', 'null', r, 2):.0f} |")
+rc = {r: paired("rs", "c", "null", r) for r in rows}
+qd1 = [r for r in rows if "-qd1-" in r]
+p50ok = [r for r in qd1 if 0 < med("rs", "null", r, 1) <= med("c", "null", r, 1)]
+L.append(f"\nAgainst the goals: rs/c >= 1.0 on {sum(1 for r in rows if rc[r] >= 1.0)} of "
+         f"{len(rows)} rows" + (f"; randread-4k-qd32-j1 rs/c {fmt(rc['randread-4k-qd32-j1'])} "
+         "(goal >= 1.15)" if "randread-4k-qd32-j1" in rc else "") +
+         f"; QD1 p50 rs <= c on {len(p50ok)} of {len(qd1)} QD1 rows.")
 L.append("\nPer-pass values (IOPS), to judge the noise:\n")
 L.append("| row | rs | c | rd |")
 L.append("|---|---|---|---|")
@@ -85,9 +111,10 @@ if any(k[1] == "ram" for k in res):
     L.append("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         a, b = med("rs", "ram", r), med("c", "ram", r)
-        L.append(f"| {r} | {a:.0f} | {b:.0f} | {ratio(a, b)} | {med('rs', 'ram', r, 1):.0f} | "
+        L.append(f"| {r} | {a:.0f} | {b:.0f} | {fmt(paired('rs', 'c', 'ram', r))} | {med('rs', 'ram', r, 1):.0f} | "
                  f"{med('c', 'ram', r, 1):.0f} |")
-L.append("\n## Memory (tcmu_rs data area pages, 4 KiB each; sampled every 0.5 s)\n")
+L.append("\n## Memory (tcmu_rs data area pages, 4 KiB each; peak sampled every 0.5 s while fio "
+         "ran; idle: after the pass's last row)\n")
 for m in mem:
     L.append(f"- {m}")
 L.append("\nThe C module has no page counter; its data area is allocated the same way "

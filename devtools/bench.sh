@@ -13,8 +13,8 @@ bash "$TOP/devtools/kernel.sh" build || exit 1
 OUT=$(mktemp -d)
 slow=1
 [ "${FLAVOUR:-base}" = base ] || slow=4
-log "bench: ${REPS} passes per target, ${RT} s per fio run (about $(((REPS * 3 + 2) * 12 * (RT + 2) / 60)) min)"
-bash "$TOP/devtools/vm.sh" --out "$OUT" --timeout $(((REPS * 3 + 2) * 12 * (RT + 4) * slow + 300)) \
+log "bench: ${REPS} passes per target, ${RT} s per fio run (about $(((REPS * 3 + 2) * 12 * (RT + 4) / 60)) min)"
+bash "$TOP/devtools/vm.sh" --out "$OUT" --timeout $(((REPS * 3 + 2) * 12 * (RT + 6) * slow + 300)) \
 	--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 	-- "BENCH_RUNTIME=$RT BENCH_REPS=$REPS BENCH_ROWS='$ROWS' BENCH_RAM=${BENCH_RAM:-1} BENCH_PIN=${BENCH_PIN:-1} BENCH_PROFILE=${BENCH_PROFILE:-} bash /tcmu/bench.sh" | tee "$OUT/bench.log" |
 	grep -E "^(pass|RESULT|MEM|BENCH|PROFILE|fio failed)" || true

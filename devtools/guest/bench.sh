@@ -4,15 +4,18 @@
 #   rs  tcmu_rs + tcmu-rs-handler (null backstore)
 #   c   target_core_user + tcmu-rs-handler (null backstore)
 #   rd  LIO's rd_mcp ramdisk (no userspace: the limit)
-# in BENCH_REPS passes, the order of the targets alternating between passes (rs c rd, rd c
-# rs, ...); then one pass of rs and c with the ram backstore. Prints one line per fio run:
+# in BENCH_REPS passes; within a pass, row by row, the three targets back to back, each on a
+# fresh device (the order alternating: rs c rd, rd c rs, ...); then one pass of rs and c with
+# the ram backstore. Prints one line per fio run:
 #   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z cpu_us_io=C
 # (C: busy CPU time of the whole guest, all CPUs, per I/O). With two or more CPUs and
 # BENCH_PIN=1 (the default) fio runs on CPU 0 and the handler on CPU 1 for every target:
 # under TCG, where the scheduler puts them (same vCPU or not) changes a run's IOPS several
 # fold, which swamped the differences between targets.
-# and the data pages tcmu_rs holds (attrib/stats) during and after its passes:
+# and, per pass, the data pages tcmu_rs holds (attrib/stats; peak while fio ran, and after
+# the pass's last row) and its counters summed over the pass's rows:
 #   MEM target=rs store=S rep=N peak_pages=P idle_pages=Q
+#   cmds_submitted A qfull_events B handler_wakeups C
 set -uo pipefail
 . /tcmu/lib.sh
 RT=${BENCH_RUNTIME:-5}
@@ -99,58 +102,80 @@ busy_ticks() {
 	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
 }
 
-pages() {
-	sed -n 's/^data_pages //p' "$D/attrib/stats" 2>/dev/null || echo 0
+# devstat KEY: the value of KEY in the device's attrib/stats (tcmu_rs; 0 elsewhere) in $STAT.
+# Shell builtins only: sampled while fio runs, a fork of sed every 0.5 s would cost CPU time
+# (charged to the I/O) and disturb the pinned CPUs under TCG.
+devstat() {
+	local k v
+	STAT=0
+	[ -r "$D/attrib/stats" ] || return 0
+	while read -r k v; do
+		[ "$k" = "$1" ] && { STAT=$v; return 0; }
+	done <"$D/attrib/stats"
 }
 
-pass() { # target store rep
-	local t=$1 store=$2 rep=$3 peak=0 name rw bs qd nj
+# Per pass (rep) of tcmu_rs: data pages (peak while fio ran, and after the pass's last row)
+# and the counters summed over its rows.
+declare -A PEAK IDLE CSUB CQF CWAKE
+
+# run_row TARGET STORE REP ROW: a fresh device for TARGET, one fio run of ROW, teardown.
+run_row() {
+	local t=$1 store=$2 rep=$3 row=$4 line name rw bs qd nj busy0 fpid key=$2.$3
+	line=$(grep "^$row " <<<"$MATRIX") || return 1
+	read -r name rw bs qd nj <<<"$line"
 	modprobe tcm_loop
-	setup "$t" "$store" || { teardown "$t"; return 1; }
-	while read -r name rw bs qd nj; do
-		[ "$ROWS" = all ] || [[ " $ROWS " == *" $name "* ]] || continue
-		local busy0
-		busy0=$(busy_ticks)
-		fio_row "$rw" "$bs" "$qd" "$nj" --ramp_time=1 --lat_percentiles=1 --output-format=json \
-			>/tmp/bench.json 2>/tmp/bench.err &
-		local fpid=$!
-		if [ "$t" = rs ]; then
-			while kill -0 $fpid 2>/dev/null; do
-				local p
-				p=$(pages)
-				[ "${p:-0}" -gt $peak ] && peak=$p
-				sleep 0.5
-			done
-		fi
-		wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
-		local busy=$(($(busy_ticks) - busy0))
-		python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" <<-'EOF'
-		import json, os, sys
-		t, store, rep, name = sys.argv[1:5]
-		busy, rt, hz = int(sys.argv[5]), int(sys.argv[6]), os.sysconf("SC_CLK_TCK")
-		try:
-		    j = json.load(open("/tmp/bench.json"))["jobs"][0]
-		except Exception as e:
-		    print(f"RESULT target={t} store={store} rep={rep} row={name} iops=0 bw_kib=0 p50_us=0 error={e}")
-		    sys.exit(0)
-		d = j["write"] if "write" in name else j["read"]
-		p50 = (d.get("lat_ns", {}).get("percentile", {}).get("50.000000") or
-		       d["clat_ns"].get("percentile", {}).get("50.000000", 0)) / 1000
-		# I/Os over the run and its 1 s ramp, at the measured rate.
-		ios = d["iops"] * (rt + 1)
-		cpu = busy * 1e6 / hz / ios if ios else 0
-		print(f"RESULT target={t} store={store} rep={rep} row={name} iops={d['iops']:.1f} "
-		      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f}")
-		EOF
-	done <<<"$MATRIX"
+	setup "$t" "$store" || { echo "fio failed: $t $name (setup)"; teardown "$t"; return 1; }
+	busy0=$(busy_ticks)
+	fio_row "$rw" "$bs" "$qd" "$nj" --ramp_time=1 --lat_percentiles=1 --output-format=json \
+		>/tmp/bench.json 2>/tmp/bench.err &
+	fpid=$!
+	# The same sampling loop for every target (the C module and rd_mcp have no counter).
+	while kill -0 $fpid 2>/dev/null; do
+		devstat data_pages
+		[ "$STAT" -gt "${PEAK[$key]:-0}" ] && PEAK[$key]=$STAT
+		sleep 0.5
+	done
+	wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
+	local busy=$(($(busy_ticks) - busy0))
 	if [ "$t" = rs ]; then
-		sleep 1
-		echo "MEM target=rs store=$store rep=$rep peak_pages=$peak idle_pages=$(pages)"
-		grep -E "^(cmds_submitted|handler_wakeups|qfull_events) " "$D/attrib/stats" | tr '\n' ' '
-		echo
+		devstat data_pages; IDLE[$key]=$STAT
+		devstat cmds_submitted; CSUB[$key]=$((${CSUB[$key]:-0} + STAT))
+		devstat qfull_events; CQF[$key]=$((${CQF[$key]:-0} + STAT))
+		devstat handler_wakeups; CWAKE[$key]=$((${CWAKE[$key]:-0} + STAT))
 	fi
+	python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" <<-'EOF'
+	import json, os, sys
+	t, store, rep, name = sys.argv[1:5]
+	busy, rt, hz = int(sys.argv[5]), int(sys.argv[6]), os.sysconf("SC_CLK_TCK")
+	try:
+	    j = json.load(open("/tmp/bench.json"))["jobs"][0]
+	except Exception as e:
+	    print(f"RESULT target={t} store={store} rep={rep} row={name} iops=0 bw_kib=0 p50_us=0 error={e}")
+	    sys.exit(0)
+	d = j["write"] if "write" in name else j["read"]
+	p50 = (d.get("lat_ns", {}).get("percentile", {}).get("50.000000") or
+	       d["clat_ns"].get("percentile", {}).get("50.000000", 0)) / 1000
+	ios = d["iops"] * (rt + 1)
+	cpu = busy * 1e6 / hz / ios if ios else 0
+	print(f"RESULT target={t} store={store} rep={rep} row={name} iops={d['iops']:.1f} "
+	      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f}")
+	EOF
 	teardown "$t"
 }
+
+# mem_lines STORE REP: the MEM and counter lines of a tcmu_rs pass.
+mem_lines() {
+	local key=$1.$2
+	[ -n "${IDLE[$key]:-}" ] || return 0
+	echo "MEM target=rs store=$1 rep=$2 peak_pages=${PEAK[$key]:-0} idle_pages=${IDLE[$key]}"
+	echo "cmds_submitted ${CSUB[$key]} qfull_events ${CQF[$key]} handler_wakeups ${CWAKE[$key]}"
+}
+
+ROWLIST=
+while read -r name _; do
+	[ "$ROWS" = all ] || [[ " $ROWS " == *" $name "* ]] && ROWLIST+=" $name"
+done <<<"$MATRIX"
+
 
 # BENCH_PROFILE=ROW: instead of the matrix, a system-wide perf profile (cpu-clock, call
 # graphs) of row ROW on rs and on c: where the time goes, by symbol and by module.
@@ -179,18 +204,29 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 	exit
 fi
 
-echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) pinned=${FIO_CPU:+fio:0,handler:1} kernel=$(uname -r)"
+echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) pinned=${FIO_CPU:+fio:0,handler:1} interleave=row kernel=$(uname -r)"
+# Row by row: the three targets run one row back to back (a fresh device each), so a slow
+# spell of the host hits the rs and c runs of a pair alike; the order alternates from row to
+# row and pass to pass (rs c rd, rd c rs, ...).
 for rep in $(seq "$REPS"); do
-	if [ $((rep % 2)) = 1 ]; then order="rs c rd"; else order="rd c rs"; fi
-	for t in $order; do
-		echo "pass $rep: $t (null)"
-		pass "$t" null "$rep"
+	echo "pass $rep (null)"
+	n=$rep
+	for row in $ROWLIST; do
+		if [ $((n % 2)) = 1 ]; then order="rs c rd"; else order="rd c rs"; fi
+		n=$((n + 1))
+		for t in $order; do
+			run_row "$t" null "$rep" "$row"
+		done
 	done
+	mem_lines null "$rep"
 done
 if [ "${BENCH_RAM:-1}" = 1 ]; then
-	for t in rs c; do
-		echo "pass ram: $t"
-		pass "$t" ram 1
+	echo "pass ram"
+	for row in $ROWLIST; do
+		for t in rs c; do
+			run_row "$t" ram 1 "$row"
+		done
 	done
+	mem_lines ram 1
 fi
 echo "BENCH done"
