@@ -193,11 +193,12 @@ TEST_F(ring, out_of_order_completion)
 	EXPECT_NE(ca->id, cb->id);
 	EXPECT_EQ(4096, ca->data_len);
 	EXPECT_EQ(4096, cb->data_len);
-	if (r->ncmds - n0 == 2)
+	if (r->ncmds - n0 == 2) {
 		EXPECT_EQ(ca->off, ring_tail(r)) TH_LOG("first entry is not at the tail");
-	else
+	} else {
 		TH_LOG("%u other commands came in between (late probe): the second READ's completion does not go into the first's slot",
 		       r->ncmds - n0 - 2);
+	}
 	TH_LOG("cmd %u at %u, cmd %u at %u: completing %u first", ca->id, ca->off, cb->id,
 	       cb->off, cb->id);
 	data_fill_pattern(r, cb, 200, 4096);
