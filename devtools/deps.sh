@@ -12,16 +12,23 @@ PKGS=(
 	linux-perf
 )
 
-missing=()
-for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "installing Debian packages: ${missing[*]}"
+# Two rounds: installing one package can remove another that was already there (a machine
+# image with qemu-utils from bookworm-backports loses it to qemu-system-x86's exact-version
+# dependencies), and the second round puts the matching version back.
+for round in 1 2; do
+	missing=()
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+	done
+	[ ${#missing[@]} -gt 0 ] || break
+	log "installing Debian packages (round $round): ${missing[*]}"
 	SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-	$SUDO apt-get update -q
+	[ "$round" = 2 ] || $SUDO apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-fi
+done
+for c in qemu-img qemu-system-x86_64 fio tcmu-runner targetcli sg_inq busybox; do
+	command -v "$c" >/dev/null || die "$c is missing after installing the Debian packages"
+done
 
 if ! "$BINDGEN" --version 2>/dev/null | grep -q '0\.70\.1'; then
 	log "installing bindgen-cli 0.70.1 from crates.io into $BINDGEN_ROOT"

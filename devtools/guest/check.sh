@@ -180,8 +180,8 @@ layer fuzz-tcmu_rs env FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000} bash /tcmu/fuzz-h
 if want fuzz-tcmu_rs; then
 	say "fuzz: $(grep -m1 '^fuzzer: [0-9]* mutations' /tmp/fuzz-tcmu_rs.log)"
 	# Where the fuzzer's time went (wait for the kernel, decode, mutations, completions,
-	# recoveries) and its command and completion counts.
-	grep -m3 -E '^fuzzer: (time|commands|recoveries:)' /tmp/fuzz-tcmu_rs.log | sed 's/^/[guest] fuzz: /' || true
+	# recoveries; the ring mutations by kind) and its command and completion counts.
+	grep -m4 -E '^fuzzer: (time|ring-mutation time|commands|recoveries:)' /tmp/fuzz-tcmu_rs.log | sed 's/^/[guest] fuzz: /' || true
 fi
 unload tcmu_rs fuzz
 
