@@ -28,6 +28,10 @@ full() { [ "$QUICK" != 1 ]; }
 LAYERS=${LAYERS:-}
 want() {
 	[ -z "$LAYERS" ] && return 0
+	# Split on spaces without expanding the patterns against the working directory
+	# ('fuzz-*' matched /tcmu/fuzz-handler.sh there).
+	local -
+	set -f
 	for pat in $LAYERS; do
 		# shellcheck disable=SC2254 # the patterns are meant to match
 		case "$1" in $pat) return 0 ;; esac

@@ -77,11 +77,13 @@ mpid=$!
 rc=0
 
 # A: quick restarts.
-fio_verify quick /tmp/kr-fio-a.log --loops=2 &
+# Four loops and a kill every second: on a fast machine two loops took under 3 s, and the
+# first kill (at 3 s) came after fio had finished.
+fio_verify quick /tmp/kr-fio-a.log --loops=4 &
 fpid=$!
 kills=0
 for i in 1 2 3; do
-	sleep 3
+	sleep 1
 	kill -0 "$fpid" 2>/dev/null || break
 	kill_handler
 	sleep 0.5

@@ -21,7 +21,14 @@ pub struct UioPort {
     pub uio: UioDevice,
     /// `/sys/kernel/config/target/core/user_<hba>/<dev>`.
     pub cfs_dir: PathBuf,
+    /// Data-page touches so far (one in [`FORK_EVERY`] runs in a forked
+    /// child, the others in a `CLONE_VM` one).
+    pub touches: u64,
 }
+
+/// One touch in this many forks (the device's VMA copied into a new address
+/// space and unmapped again); the others share the fuzzer's address space.
+const FORK_EVERY: u64 = 8;
 
 fn page_size() -> usize {
     // SAFETY: plain sysconf call.
@@ -50,10 +57,33 @@ impl UioPort {
     }
 }
 
-/// Runs `f` in a forked child and reports how it ended (5 s at most).
-fn in_child(f: impl FnOnce() -> i32) -> Touch {
-    // SAFETY: the fuzzer is single-threaded; the child only runs `f`
-    // (plain memory accesses) and `_exit`.
+/// How a page-touching child shares the fuzzer's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChildKind {
+    /// `fork`: a copy of the address space (the device's VMA is duplicated
+    /// and closed again, which the kernel must handle too). Expensive: about
+    /// 5 ms a touch on the base guest, far more under KASAN.
+    Fork,
+    /// `clone(CLONE_VM)`: the same address space, no page tables copied; a
+    /// SIGBUS still kills only the child (a separate thread group).
+    SharedVm,
+}
+
+/// Stack of a `CLONE_VM` child: the touch, its fault and a default-action
+/// signal need little.
+const CHILD_STACK: usize = 64 << 10;
+
+/// Runs `f` in a child and reports how it ended (5 s at most).
+///
+/// `f` must not allocate, lock or unwind: with [`ChildKind::SharedVm`] it
+/// runs on a small stack of its own, in the fuzzer's memory, beside the
+/// parent's thread-local state.
+fn in_child(kind: ChildKind, f: impl FnOnce() -> i32) -> Touch {
+    if kind == ChildKind::SharedVm {
+        return clone_vm(f);
+    }
+    // SAFETY: the fuzzer is single-threaded; the child only runs `f` (plain
+    // memory accesses) and `_exit`.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Touch::Other(format!("fork: {}", io::Error::last_os_error()));
@@ -64,7 +94,62 @@ fn in_child(f: impl FnOnce() -> i32) -> Touch {
         // handlers of the parent's state.
         unsafe { libc::_exit(rc) };
     }
+    wait_child(pid)
+}
+
+/// Runs `f` in a `CLONE_VM` child and reports how it ended.
+fn clone_vm<F: FnOnce() -> i32>(f: F) -> Touch {
+    extern "C" fn trampoline<F: FnOnce() -> i32>(arg: *mut libc::c_void) -> libc::c_int {
+        // Default actions for the faults: the child dies of them without
+        // entering the Rust runtime's handler (which would read the parent's
+        // thread-local guard-page data).
+        // SAFETY: plain signal-disposition calls; without CLONE_SIGHAND the
+        // child's dispositions are its own.
+        unsafe {
+            libc::signal(libc::SIGBUS, libc::SIG_DFL);
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        }
+        // SAFETY: `arg` points to the `Option<F>` of `clone_vm`, which
+        // outlives the child (the parent reaps it before returning) and which
+        // the parent does not touch meanwhile.
+        let slot = unsafe { &mut *arg.cast::<Option<F>>() };
+        let rc = match slot.take() {
+            Some(f) => f(),
+            None => 4,
+        };
+        // SAFETY: exit(2) of this task only: no atexit handlers, no
+        // destructors run on the shared memory.
+        unsafe { libc::syscall(libc::SYS_exit, rc) };
+        rc
+    }
+    let mut stack = vec![0u8; CHILD_STACK];
+    let mut slot = Some(f);
+    // The stack grows down from its 16-byte aligned end.
+    let top = ((stack.as_mut_ptr() as usize + CHILD_STACK) & !15) as *mut libc::c_void;
+    // SAFETY: `top` is the aligned end of a live buffer that only the child
+    // uses; `slot` and `stack` live until the child is reaped below; SIGCHLD
+    // makes it an ordinary child for waitpid.
+    let pid = unsafe {
+        libc::clone(
+            trampoline::<F>,
+            top,
+            libc::CLONE_VM | libc::SIGCHLD,
+            (&mut slot as *mut Option<F>).cast(),
+        )
+    };
+    if pid < 0 {
+        return Touch::Other(format!("clone: {}", io::Error::last_os_error()));
+    }
+    let t = wait_child(pid);
+    drop(slot);
+    drop(stack);
+    t
+}
+
+/// Waits for child `pid` (5 s at most, then kills it) and tells how it ended.
+fn wait_child(pid: libc::pid_t) -> Touch {
     let deadline = Instant::now() + Duration::from_secs(5);
+    let mut nap = Duration::from_micros(20);
     loop {
         let mut status = 0;
         // SAFETY: waiting for our own child.
@@ -95,7 +180,9 @@ fn in_child(f: impl FnOnce() -> i32) -> Touch {
             }
             return Touch::Other("child stuck for 5 s in a page access".into());
         }
-        std::thread::sleep(Duration::from_millis(1));
+        // A touch takes microseconds: poll fast first, then back off to 1 ms.
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(1));
     }
 }
 
@@ -125,8 +212,14 @@ impl Port for UioPort {
     }
 
     fn touch(&mut self, off: u64, write: Option<u8>) -> Touch {
+        let kind = if self.touches.is_multiple_of(FORK_EVERY) {
+            ChildKind::Fork
+        } else {
+            ChildKind::SharedVm
+        };
+        self.touches += 1;
         let ring = self.uio.ring_mut();
-        in_child(move || {
+        in_child(kind, move || {
             let m = ring.region_mut();
             let r = match write {
                 Some(v) => m.write_u8(off, v),
@@ -272,6 +365,64 @@ impl Port for UioPort {
                     ))
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shared mapping of an empty file: any access raises SIGBUS.
+    fn sigbus_page() -> *mut u8 {
+        let f = std::fs::File::from(tempfile_fd());
+        // SAFETY: plain mmap of our own file, checked below.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        p.cast()
+    }
+
+    fn tempfile_fd() -> std::os::fd::OwnedFd {
+        let name = std::ffi::CString::new("fuzzer-port-test").unwrap();
+        // SAFETY: memfd_create with a valid name; the fd is owned below.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh descriptor we own.
+        unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+    }
+
+    #[test]
+    fn children_report_mapped_and_sigbus() {
+        let p = sigbus_page() as usize;
+        for kind in [ChildKind::Fork, ChildKind::SharedVm] {
+            let mut cell = 0u8;
+            let addr = &mut cell as *mut u8 as usize;
+            // SAFETY (in the closures): `addr` is a live local, `p` a live
+            // mapping.
+            let t = in_child(kind, move || {
+                unsafe { core::ptr::write_volatile(addr as *mut u8, 7) };
+                0
+            });
+            assert!(matches!(t, Touch::Mapped), "{kind:?}: {t:?}");
+            // Only a CLONE_VM child writes into our memory.
+            let seen = unsafe { core::ptr::read_volatile(addr as *const u8) };
+            assert_eq!(seen, if kind == ChildKind::SharedVm { 7 } else { 0 });
+            let t = in_child(kind, move || {
+                unsafe { core::ptr::read_volatile(p as *const u8) };
+                0
+            });
+            assert!(matches!(t, Touch::Sigbus), "{kind:?}: {t:?}");
+            let t = in_child(kind, || 3);
+            assert!(matches!(t, Touch::Other(_)), "{kind:?}: {t:?}");
         }
     }
 }
