@@ -85,7 +85,7 @@ fn run(o: Options) -> Result<i32, String> {
         verbose: o.verbose,
         ..Config::default()
     };
-    let mut e = Engine::new(UioPort { uio, cfs_dir, touches: 0 }, dev, cfg, seed);
+    let mut e = Engine::new(UioPort::new(uio, cfs_dir), dev, cfg, seed);
     install_signals();
     let stop = || STOP.load(Ordering::SeqCst);
     let res = e.fuzz(&stop);

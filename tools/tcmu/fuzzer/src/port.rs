@@ -23,7 +23,7 @@ pub struct UioPort {
     pub cfs_dir: PathBuf,
     /// Data-page touches so far (one in [`FORK_EVERY`] runs in a forked
     /// child, the others in a `CLONE_VM` one).
-    pub touches: u64,
+    touches: u64,
 }
 
 /// One touch in this many forks (the device's VMA copied into a new address
@@ -41,6 +41,15 @@ fn page_size() -> usize {
 }
 
 impl UioPort {
+    /// The port of device `uio`, configured under `cfs_dir`.
+    pub fn new(uio: UioDevice, cfs_dir: PathBuf) -> Self {
+        Self {
+            uio,
+            cfs_dir,
+            touches: 0,
+        }
+    }
+
     fn fd(&self) -> i32 {
         self.uio.as_fd().as_raw_fd()
     }
