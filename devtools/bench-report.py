@@ -6,7 +6,7 @@ import os, platform, re, statistics, subprocess, sys
 from collections import defaultdict
 
 log, out = sys.argv[1], sys.argv[2]
-res = defaultdict(list)   # (target, store, row) -> [(iops, p50, cpu_us_per_io, rep)]
+res = defaultdict(list)   # (target, store, row) -> [(iops, p50, cpu_us_per_io, rep, busy0, busy1)]
 mem, counters, rows, head = [], [], [], ""
 for line in open(log, errors="replace"):
     line = line.strip()
@@ -17,7 +17,7 @@ for line in open(log, errors="replace"):
         kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
         key = (kv["target"], kv["store"], kv["row"])
         res[key].append((float(kv["iops"]), float(kv["p50_us"]), float(kv.get("cpu_us_io", 0)),
-                         kv["rep"]))
+                         kv["rep"], float(kv.get("busy_cpu0", 0)), float(kv.get("busy_cpu1", 0))))
         if kv["row"] not in rows:
             rows.append(kv["row"])
     if line.startswith("MEM "):
@@ -99,6 +99,14 @@ L.append(f"\nAgainst the goals: rs/c >= 1.0 on {sum(1 for r in rows if rc[r] >= 
          f"{len(rows)} rows" + (f"; randread-4k-qd32-j1 rs/c {fmt(rc['randread-4k-qd32-j1'])} "
          "(goal >= 1.15)" if "randread-4k-qd32-j1" in rc else "") +
          f"; QD1 p50 rs <= c on {len(p50ok)} of {len(qd1)} QD1 rows.")
+if any(x[4] or x[5] for v in res.values() for x in v):
+    L.append("\nWhere the time goes: % busy of CPU 0 (fio, submission and completion work) and "
+             "CPU 1 (the handler, and the reaping it triggers), medians:\n")
+    L.append("| row | rs cpu0 | rs cpu1 | c cpu0 | c cpu1 | rd cpu0 | rd cpu1 |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        L.append(f"| {r} | " + " | ".join(f"{med(t, 'null', r, i):.0f}" for t in ("rs", "c", "rd")
+                                           for i in (4, 5)) + " |")
 L.append("\nPer-pass values (IOPS), to judge the noise:\n")
 L.append("| row | rs | c | rd |")
 L.append("|---|---|---|---|")

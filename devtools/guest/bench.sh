@@ -7,8 +7,8 @@
 # in BENCH_REPS passes; within a pass, row by row, the three targets back to back, each on a
 # fresh device (the order alternating: rs c rd, rd c rs, ...); then one pass of rs and c with
 # the ram backstore. Prints one line per fio run:
-#   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z cpu_us_io=C
-# (C: busy CPU time of the whole guest, all CPUs, per I/O). With two or more CPUs and
+#   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z cpu_us_io=C busy_cpu0=P busy_cpu1=Q
+# (C: busy CPU time of the whole guest, all CPUs, per I/O; P, Q: % busy of CPU 0 and 1). With two or more CPUs and
 # BENCH_PIN=1 (the default) fio runs on CPU 0 and the handler on CPU 1 for every target:
 # under TCG, where the scheduler puts them (same vCPU or not) changes a run's IOPS several
 # fold, which swamped the differences between targets.
@@ -97,9 +97,10 @@ fio_row() {
 		--time_based --runtime="$RT" --size=$SIZE "$@"
 }
 
-# Busy time of all CPUs so far (user, nice, system, irq, softirq), in clock ticks.
+# Busy time so far (user, nice, system, irq, softirq), in clock ticks: all CPUs, CPU 0, CPU 1.
 busy_ticks() {
-	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+	awk '/^cpu[01 ] / { b[$1] = $2 + $3 + $4 + $7 + $8 }
+	     END { print b["cpu"] + 0, b["cpu0"] + 0, b["cpu1"] + 0 }' /proc/stat
 }
 
 # devstat KEY: the value of KEY in the device's attrib/stats (tcmu_rs; 0 elsewhere) in $STAT.
@@ -120,12 +121,12 @@ declare -A PEAK IDLE CSUB CQF CWAKE
 
 # run_row TARGET STORE REP ROW: a fresh device for TARGET, one fio run of ROW, teardown.
 run_row() {
-	local t=$1 store=$2 rep=$3 row=$4 line name rw bs qd nj busy0 fpid key=$2.$3
+	local t=$1 store=$2 rep=$3 row=$4 line name rw bs qd nj b0 b1 fpid key=$2.$3
 	line=$(grep "^$row " <<<"$MATRIX") || return 1
 	read -r name rw bs qd nj <<<"$line"
 	modprobe tcm_loop
 	setup "$t" "$store" || { echo "fio failed: $t $name (setup)"; teardown "$t"; return 1; }
-	busy0=$(busy_ticks)
+	read -ra b0 <<<"$(busy_ticks)"
 	fio_row "$rw" "$bs" "$qd" "$nj" --ramp_time=1 --lat_percentiles=1 --output-format=json \
 		>/tmp/bench.json 2>/tmp/bench.err &
 	fpid=$!
@@ -136,17 +137,20 @@ run_row() {
 		sleep 0.5
 	done
 	wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
-	local busy=$(($(busy_ticks) - busy0))
+	read -ra b1 <<<"$(busy_ticks)"
+	local busy=$((b1[0] - b0[0])) busy_c0=$((b1[1] - b0[1])) busy_c1=$((b1[2] - b0[2]))
 	if [ "$t" = rs ]; then
 		devstat data_pages; IDLE[$key]=$STAT
 		devstat cmds_submitted; CSUB[$key]=$((${CSUB[$key]:-0} + STAT))
 		devstat qfull_events; CQF[$key]=$((${CQF[$key]:-0} + STAT))
 		devstat handler_wakeups; CWAKE[$key]=$((${CWAKE[$key]:-0} + STAT))
 	fi
-	python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" <<-'EOF'
+	python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" "$busy_c0" "$busy_c1" <<-'EOF'
 	import json, os, sys
 	t, store, rep, name = sys.argv[1:5]
 	busy, rt, hz = int(sys.argv[5]), int(sys.argv[6]), os.sysconf("SC_CLK_TCK")
+	# Busy share of CPU 0 (fio when pinned) and CPU 1 (the handler) over the run.
+	c0, c1 = (int(x) * 100 / hz / (rt + 1) for x in sys.argv[7:9])
 	try:
 	    j = json.load(open("/tmp/bench.json"))["jobs"][0]
 	except Exception as e:
@@ -158,7 +162,7 @@ run_row() {
 	ios = d["iops"] * (rt + 1)
 	cpu = busy * 1e6 / hz / ios if ios else 0
 	print(f"RESULT target={t} store={store} rep={rep} row={name} iops={d['iops']:.1f} "
-	      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f}")
+	      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f} busy_cpu0={c0:.0f} busy_cpu1={c1:.0f}")
 	EOF
 	teardown "$t"
 }
@@ -196,6 +200,13 @@ profile() { # row
 			grep -v '^$' | head -12 | sed "s/^/PROFILE $t dso /"
 		perf report -q -i /tmp/perf-$t.data --no-children --sort sym --stdio -g none 2>/dev/null |
 			grep -v '^$' | head -40 | sed "s/^/PROFILE $t sym /"
+		perf report -q -i /tmp/perf-$t.data --no-children --sort cpu --stdio 2>/dev/null |
+			grep -v '^$' | head -4 | sed "s/^/PROFILE $t cpu /"
+		local c
+		for c in 0 1; do
+			perf report -q -i /tmp/perf-$t.data --no-children --cpu $c --sort sym --stdio -g none \
+				2>/dev/null | grep -v '^$' | head -25 | sed "s/^/PROFILE $t cpu$c sym /"
+		done
 		teardown "$t"
 	done
 }
