@@ -340,6 +340,58 @@ struct Queued {
     deadline: Jiffies,
 }
 
+/// A command the handler finished, to complete once the ring lock is dropped.
+struct Done {
+    cmd: PendingCmd<User>,
+    status: u8,
+    /// The handler's `read_len`, if it reported one.
+    len: Option<u32>,
+}
+
+impl Done {
+    fn complete(self) {
+        match self.len {
+            Some(len) => self.cmd.complete_with_length(self.status, len),
+            None => self.cmd.complete(self.status),
+        }
+    }
+}
+
+/// Completions collected by one reap under the ring lock and made after it is dropped (the
+/// target core's completion queues work on another CPU: not while submissions wait for the
+/// lock). Holds `REAP_BATCH`; any more complete at once.
+struct Finished {
+    items: [Option<Done>; REAP_BATCH],
+    n: usize,
+}
+
+/// Completions a reap defers.
+const REAP_BATCH: usize = 32;
+
+impl Finished {
+    fn new() -> Self {
+        Self { items: [const { None }; REAP_BATCH], n: 0 }
+    }
+
+    fn push(&mut self, d: Done) {
+        match self.items.get_mut(self.n) {
+            Some(slot) => {
+                *slot = Some(d);
+                self.n += 1;
+            }
+            None => d.complete(),
+        }
+    }
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        for d in self.items.iter_mut().take(self.n).filter_map(Option::take) {
+            d.complete();
+        }
+    }
+}
+
 /// A command on the ring.
 struct Inflight {
     /// `None` once the command timed out and was failed: the handler still owns its entry
@@ -1090,6 +1142,8 @@ impl Ring {
     /// Reaps the entries the handler released (up to `cmd_tail`) and completes their commands,
     /// then retries waiting commands. Returns whether new commands went on the ring.
     fn reap(&self) -> bool {
+        // Declared before the guard, so dropped after it: the commands complete unlocked.
+        let mut done = Finished::new();
         let mut st = self.st.lock();
         if st.broken || st.dead {
             return false;
@@ -1099,7 +1153,7 @@ impl Ring {
             return false;
         };
         fence(Ordering::Acquire);
-        if let Err(why) = self.reap_to(&mut st, tail) {
+        if let Err(why) = self.reap_to(&mut st, tail, &mut done) {
             pr_warn_ratelimited!("ring broken: {}\n", why);
             st.broken = true;
             return false;
@@ -1116,7 +1170,12 @@ impl Ring {
         self.run_qfull(&mut st) || tmrs
     }
 
-    fn reap_to(&self, st: &mut RingState, tail: u32) -> Result<(), &'static str> {
+    fn reap_to(
+        &self,
+        st: &mut RingState,
+        tail: u32,
+        done: &mut Finished,
+    ) -> Result<(), &'static str> {
         let RingState {
             ring,
             blocks,
@@ -1164,7 +1223,7 @@ impl Ring {
                 if let Some(cmd) = inf.cmd.take() {
                     stats.completed += 1;
                     let kind = response::decode_status(&raw, &inf.info);
-                    self.complete(pages, cmd, &inf.dbis, inf.n_first, kind, off);
+                    done.push(self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off));
                 }
                 if hdr.keep_buf {
                     inf.kept = true;
@@ -1178,9 +1237,10 @@ impl Ring {
         }
     }
 
-    /// Completes a command the handler finished with the response `kind` read from the entry
-    /// at `off`.
-    fn complete(
+    /// Takes the response `kind` read from the entry at `off` for a command the handler
+    /// finished: sense and Data-In are copied now, the completion itself is returned, to be
+    /// made once the ring lock is dropped.
+    fn finish(
         &self,
         pages: &KVVec<Option<Page>>,
         cmd: PendingCmd<User>,
@@ -1188,12 +1248,13 @@ impl Ring {
         n_first: usize,
         kind: CompletionKind,
         off: usize,
-    ) {
+    ) -> Done {
+        // Its id may be reused before it completes: a TMR must not name it any more.
+        cmd.set_tag(0);
         let s = match kind {
             CompletionKind::UnknownOp => {
                 pr_warn_ratelimited!("handler set UNKNOWN_OP on a command\n");
-                cmd.complete(target::SAM_STAT_CHECK_CONDITION);
-                return;
+                return Done { cmd, status: target::SAM_STAT_CHECK_CONDITION, len: None };
             }
             CompletionKind::Status(s) => s,
         };
@@ -1217,10 +1278,7 @@ impl Ring {
                 self.copy_sg(pages, &cmd.data_sg(), first, len as usize, false);
             }
         }
-        match s.read_len {
-            Some(len) => cmd.complete_with_length(s.scsi_status, len),
-            None => cmd.complete(s.scsi_status),
-        }
+        Done { cmd, status: s.scsi_status, len: s.read_len }
     }
 
     /// Moves waiting commands to the ring while there is room. Returns whether any moved.
