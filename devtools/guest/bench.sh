@@ -200,7 +200,7 @@ profile() { # row
 			grep -v '^$' | head -12 | sed "s/^/PROFILE $t dso /"
 		perf report -q -i /tmp/perf-$t.data --no-children --sort sym --stdio -g none 2>/dev/null |
 			grep -v '^$' | head -40 | sed "s/^/PROFILE $t sym /"
-		perf report -q -i /tmp/perf-$t.data --no-children --sort cpu --stdio 2>/dev/null |
+		perf report -q -i /tmp/perf-$t.data --no-children --sort cpu --stdio -g none 2>/dev/null |
 			grep -v '^$' | head -4 | sed "s/^/PROFILE $t cpu /"
 		local c
 		for c in 0 1; do
