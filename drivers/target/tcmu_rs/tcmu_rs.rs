@@ -35,6 +35,7 @@ use kernel::{
 mod abi;
 mod blocks;
 mod entry;
+mod ids;
 mod kstrto;
 mod netlink;
 mod params;
@@ -359,21 +360,30 @@ impl Done {
 
 /// Completions collected by one reap under the ring lock and made after it is dropped (the
 /// target core's completion queues work on another CPU: not while submissions wait for the
-/// lock). Holds `REAP_BATCH`; any more complete at once.
+/// lock). A reap stops collecting once the batch is full or holds `REAP_COPY_BUDGET` bytes
+/// of Data-In, completes it, and goes on with a new one: the first commands of a batch do
+/// not wait for the copies of all the others.
 struct Finished {
     items: [Option<Done>; REAP_BATCH],
     n: usize,
+    /// Data-In bytes copied for the commands of the batch.
+    copied: usize,
 }
 
 /// Completions a reap defers.
 const REAP_BATCH: usize = 32;
+/// Data-In bytes a reap copies before it completes its batch.
+const REAP_COPY_BUDGET: usize = 64 * 1024;
 
 impl Finished {
     fn new() -> Self {
-        Self { items: [const { None }; REAP_BATCH], n: 0 }
+        Self { items: [const { None }; REAP_BATCH], n: 0, copied: 0 }
     }
 
-    fn push(&mut self, d: Done) {
+    /// Adds `d`, whose Data-In copy was `copied` bytes; completes it at once if the batch
+    /// is full (the reap stops before that).
+    fn push(&mut self, d: Done, copied: usize) {
+        self.copied = self.copied.saturating_add(copied);
         match self.items.get_mut(self.n) {
             Some(slot) => {
                 *slot = Some(d);
@@ -381,6 +391,11 @@ impl Finished {
             }
             None => d.complete(),
         }
+    }
+
+    /// Whether the reap should complete this batch before it reaps more.
+    fn is_full(&self) -> bool {
+        self.n >= REAP_BATCH || self.copied >= REAP_COPY_BUDGET
     }
 }
 
@@ -414,8 +429,8 @@ struct RingState {
     /// Number of `Some` in `pages`.
     npages: usize,
     stats: Stats,
-    /// Commands on the ring by id (index 0 unused).
-    cmds: KVVec<Option<Inflight>>,
+    /// Commands on the ring by id.
+    cmds: CmdTable,
     inflight: usize,
     /// Commands waiting for ring or data space, oldest first.
     qfull: Fifo<Queued>,
@@ -449,10 +464,83 @@ impl Drop for RingState {
 
 impl RingState {
     /// Removes command `id` from the table and frees its data blocks.
-    fn free_slot(&mut self, id: usize) {
-        if let Some(inf) = self.cmds.get_mut(id).and_then(Option::take) {
+    fn free_slot(&mut self, id: u16) {
+        if let Some(inf) = self.cmds.remove(id) {
             self.blocks.free(&inf.dbis);
             self.inflight -= 1;
+        }
+    }
+}
+
+/// The commands on a ring by id: a slot per id up to the highest used so far (index 0
+/// unused), and a bitmap of the ids in use, so the lowest free id is found without walking
+/// the slots. A slot is `Some` exactly when its id is marked in use.
+struct CmdTable {
+    slots: KVVec<Option<Inflight>>,
+    ids: ids::IdMap<KVVec<u64>>,
+}
+
+impl CmdTable {
+    fn new() -> Result<Self> {
+        let mut slots = KVVec::new();
+        slots.push(None, GFP_KERNEL)?;
+        let bits = KVVec::from_elem(0, ids::ID_WORDS, GFP_KERNEL)?;
+        Ok(Self { slots, ids: ids::IdMap::new(bits).ok_or(EINVAL)? })
+    }
+
+    /// The lowest free id (as C's `xa_alloc`), with a slot ready for it; `None` if all ids
+    /// are in use or the table cannot grow.
+    fn free_id(&mut self) -> Option<u16> {
+        let id = self.ids.lowest_free()?;
+        while self.slots.len() <= usize::from(id) {
+            self.slots.push(None, GFP_NOIO).ok()?;
+        }
+        Some(id)
+    }
+
+    /// Puts `inf` in the slot of `id`, which `free_id` returned. Returns whether it did (not
+    /// if the id is in use).
+    fn insert(&mut self, id: u16, inf: Inflight) -> bool {
+        match self.slots.get_mut(usize::from(id)) {
+            Some(slot @ None) if self.ids.set(id) => {
+                *slot = Some(inf);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn get(&self, id: u16) -> Option<&Inflight> {
+        self.slots.get(usize::from(id))?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u16) -> Option<&mut Inflight> {
+        self.slots.get_mut(usize::from(id))?.as_mut()
+    }
+
+    fn remove(&mut self, id: u16) -> Option<Inflight> {
+        let inf = self.slots.get_mut(usize::from(id))?.take()?;
+        self.ids.clear(id);
+        Some(inf)
+    }
+
+    /// One past the highest id that has a slot.
+    fn id_limit(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Inflight> {
+        self.slots.iter_mut().flatten()
+    }
+
+    /// Empties the table, passing each command to `f`.
+    fn drain(&mut self, mut f: impl FnMut(Inflight)) {
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(inf) = slot.take() {
+                // `id` < `slots.len()` <= 0x10000.
+                self.ids.clear(id as u16);
+                f(inf);
+            }
         }
     }
 }
@@ -640,8 +728,7 @@ impl Ring {
         let ring = CmdRing::new(p.cmdr_size, fifo).ok_or(EINVAL)?;
         let bitmap = KVVec::from_elem(0, blocks::bitmap_words(p.max_blocks), GFP_KERNEL)?;
         let blocks = BlockAlloc::new(p.max_blocks, bitmap).ok_or(EINVAL)?;
-        let mut cmds = KVVec::new();
-        cmds.push(None, GFP_KERNEL)?;
+        let cmds = CmdTable::new()?;
         Arc::pin_init(
             pin_init!(Ring {
                 area,
@@ -729,7 +816,7 @@ impl Ring {
         let now = jiffies();
         let mut next = None;
         let mut expired = 0u32;
-        for inf in st.cmds.iter_mut().flatten() {
+        for inf in st.cmds.iter_mut() {
             let (Some(d), true) = (inf.deadline, inf.cmd.is_some()) else {
                 continue;
             };
@@ -792,18 +879,16 @@ impl Ring {
             tmr_queue,
             ..
         } = &mut *st;
-        for slot in cmds.iter_mut() {
-            if let Some(inf) = slot.take() {
-                if let Some(cmd) = inf.cmd {
-                    cmd.complete(if level == 1 {
-                        target::SAM_STAT_BUSY
-                    } else {
-                        target::SAM_STAT_CHECK_CONDITION
-                    });
-                }
-                blocks.free(&inf.dbis);
+        cmds.drain(|inf| {
+            if let Some(cmd) = inf.cmd {
+                cmd.complete(if level == 1 {
+                    target::SAM_STAT_BUSY
+                } else {
+                    target::SAM_STAT_CHECK_CONDITION
+                });
             }
-        }
+            blocks.free(&inf.dbis);
+        });
         *inflight = 0;
         // A new handler starts from a sane mailbox even if the old one scribbled on it.
         self.init_mailbox();
@@ -943,10 +1028,9 @@ impl Ring {
     /// Returns whether the handler must be woken up.
     fn free_kept_buf(&self, cmd_id: u16) -> Result<bool> {
         let mut st = self.st.lock();
-        let id = usize::from(cmd_id);
-        match st.cmds.get(id) {
-            Some(Some(inf)) if inf.kept => st.free_slot(id),
-            Some(Some(_)) => {
+        match st.cmds.get(cmd_id) {
+            Some(inf) if inf.kept => st.free_slot(cmd_id),
+            Some(_) => {
                 pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", cmd_id);
                 return Err(EINVAL);
             }
@@ -964,8 +1048,9 @@ impl Ring {
     fn release_kept(&self) {
         let mut st = self.st.lock();
         let mut freed = false;
-        for id in 0..st.cmds.len() {
-            if matches!(st.cmds.get(id), Some(Some(inf)) if inf.kept) {
+        // `id_limit()` <= 0x10000.
+        for id in (1..st.cmds.id_limit()).map(|i| i as u16) {
+            if st.cmds.get(id).is_some_and(|inf| inf.kept) {
                 st.free_slot(id);
                 freed = true;
             }
@@ -1025,7 +1110,7 @@ impl Ring {
             st.blocks.free(&dbis);
             return Err(NotQueued::NoSpace(cmd));
         }
-        let Some(cmd_id) = alloc_id(&mut st.cmds) else {
+        let Some(cmd_id) = st.cmds.free_id() else {
             st.blocks.free(&dbis);
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
@@ -1080,16 +1165,17 @@ impl Ring {
         };
         let tmo = self.settings.cmd_time_out_ms.load(Ordering::Relaxed);
         let deadline = (tmo > 0).then(|| deadline_in(tmo));
-        if let Some(slot) = st.cmds.get_mut(cmd_id as usize) {
-            cmd.set_tag(usize::from(cmd_id));
-            *slot = Some(Inflight {
-                cmd: Some(cmd),
-                deadline,
-                kept: false,
-                dbis,
-                n_first: n_first as usize,
-                info,
-            });
+        cmd.set_tag(usize::from(cmd_id));
+        let inf = Inflight {
+            cmd: Some(cmd),
+            deadline,
+            kept: false,
+            dbis,
+            n_first: n_first as usize,
+            info,
+        };
+        // Always inserted: `free_id` returned the id under this lock.
+        if st.cmds.insert(cmd_id, inf) {
             st.inflight += 1;
         }
         st.stats.submitted += 1;
@@ -1142,40 +1228,53 @@ impl Ring {
     /// Reaps the entries the handler released (up to `cmd_tail`) and completes their commands,
     /// then retries waiting commands. Returns whether new commands went on the ring.
     fn reap(&self) -> bool {
-        // Declared before the guard, so dropped after it: the commands complete unlocked.
-        let mut done = Finished::new();
-        let mut st = self.st.lock();
-        if st.broken || st.dead {
-            return false;
+        loop {
+            // Declared before the guard, so dropped after it: the commands complete unlocked.
+            let mut done = Finished::new();
+            let mut st = self.st.lock();
+            if st.broken || st.dead {
+                return false;
+            }
+            // Read the handler's tail once per batch; entries before it must be read after it.
+            let Some(tail) = self.area.read_u32(abi::MAILBOX_CMD_TAIL_OFFSET) else {
+                return false;
+            };
+            fence(Ordering::Acquire);
+            match self.reap_to(&mut st, tail, &mut done) {
+                Err(why) => {
+                    pr_warn_ratelimited!("ring broken: {}\n", why);
+                    st.broken = true;
+                    return false;
+                }
+                // A full batch: complete it unlocked, then reap on (re-reading the tail).
+                Ok(true) => {
+                    drop(st);
+                    drop(done);
+                    continue;
+                }
+                Ok(false) => {}
+            }
+            // Idle and over the global limit: reclaim unused pages (C does it from here too).
+            if st.inflight == 0 && st.qfull.is_empty() && over_global_limit() {
+                ArcWork::schedule(self.reclaimer.clone());
+            }
+            // TMR notifications first; commands only once none waits (as C).
+            let tmrs = self.run_tmr_queue(&mut st);
+            if !st.tmr_queue.is_empty() {
+                return tmrs;
+            }
+            return self.run_qfull(&mut st) || tmrs;
         }
-        // Read the handler's tail once; entries before it must be read after it.
-        let Some(tail) = self.area.read_u32(abi::MAILBOX_CMD_TAIL_OFFSET) else {
-            return false;
-        };
-        fence(Ordering::Acquire);
-        if let Err(why) = self.reap_to(&mut st, tail, &mut done) {
-            pr_warn_ratelimited!("ring broken: {}\n", why);
-            st.broken = true;
-            return false;
-        }
-        // Idle and over the global limit: reclaim unused pages (C does it from here too).
-        if st.inflight == 0 && st.qfull.is_empty() && over_global_limit() {
-            ArcWork::schedule(self.reclaimer.clone());
-        }
-        // TMR notifications first; commands only once none waits (as C).
-        let tmrs = self.run_tmr_queue(&mut st);
-        if !st.tmr_queue.is_empty() {
-            return tmrs;
-        }
-        self.run_qfull(&mut st) || tmrs
     }
 
+    /// Reaps entries up to `tail` into `done`. Returns whether it stopped early because the
+    /// batch is full (entries remain before `tail`).
     fn reap_to(
         &self,
         st: &mut RingState,
         tail: u32,
         done: &mut Finished,
-    ) -> Result<(), &'static str> {
+    ) -> Result<bool, &'static str> {
         let RingState {
             ring,
             blocks,
@@ -1190,7 +1289,7 @@ impl Ring {
         loop {
             let slot = match reaper.peek() {
                 Ok(Some(slot)) => slot,
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(false),
                 Err(_) => return Err("cmd_tail inside an entry"),
             };
             let off = cmdr + slot.offset as usize;
@@ -1209,10 +1308,7 @@ impl Ring {
                     read_len: self.area.read_u32(off + abi::RSP_READ_LEN_OFFSET).ok_or("entry")?,
                 };
                 let hdr = response::decode_header(&raw, slot.len_op).map_err(|_| "bad entry")?;
-                let Some(entry) = cmds.get_mut(hdr.cmd_id as usize) else {
-                    return Err("unknown cmd_id");
-                };
-                let Some(inf) = entry.as_mut() else {
+                let Some(inf) = cmds.get_mut(hdr.cmd_id) else {
                     return Err("unknown cmd_id");
                 };
                 if inf.kept {
@@ -1223,17 +1319,24 @@ impl Ring {
                 if let Some(cmd) = inf.cmd.take() {
                     stats.completed += 1;
                     let kind = response::decode_status(&raw, &inf.info);
-                    done.push(self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off));
+                    let copied = match &kind {
+                        CompletionKind::Status(s) => s.gather_len.map_or(0, |l| l as usize),
+                        CompletionKind::UnknownOp => 0,
+                    };
+                    done.push(self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off), copied);
                 }
                 if hdr.keep_buf {
                     inf.kept = true;
                     inf.deadline = None;
-                } else if let Some(inf) = entry.take() {
+                } else if let Some(inf) = cmds.remove(hdr.cmd_id) {
                     *inflight -= 1;
                     blocks.free(&inf.dbis);
                 }
             }
             reaper.consume().map_err(|_| "ring")?;
+            if done.is_full() {
+                return Ok(reaper.remaining() > 0);
+            }
         }
     }
 
@@ -1308,8 +1411,8 @@ impl Ring {
         while let Some(q) = st.qfull.pop() {
             q.cmd.complete(target::SAM_STAT_BUSY);
         }
-        for slot in st.cmds.iter_mut() {
-            if let Some(cmd) = slot.as_mut().and_then(|inf| inf.cmd.take()) {
+        for inf in st.cmds.iter_mut() {
+            if let Some(cmd) = inf.cmd.take() {
                 cmd.complete(target::SAM_STAT_CHECK_CONDITION);
             }
         }
@@ -1320,18 +1423,6 @@ impl Ring {
         ArcWork::cancel_sync(&**self);
         ArcTimer::cancel(&**self);
     }
-}
-
-/// Allocates the lowest free command id (1..=0xffff), like the C module's `xa_alloc`.
-fn alloc_id(cmds: &mut KVVec<Option<Inflight>>) -> Option<u16> {
-    if let Some(id) = cmds.iter().skip(1).position(Option::is_none) {
-        return u16::try_from(id + 1).ok();
-    }
-    let id = cmds.len();
-    if id > MAX_CMD_ID || cmds.push(None, GFP_NOIO).is_err() {
-        return None;
-    }
-    u16::try_from(id).ok()
 }
 
 impl uio::Operations for Ring {
@@ -1871,11 +1962,43 @@ fn kunit_mailbox_layout() {
 }
 
 fn kunit_alloc_id_lowest_free() {
-    let mut cmds = KVVec::new();
-    kernel::kunit_expect!(cmds.push(None, GFP_KERNEL).is_ok());
-    kernel::kunit_expect_eq!(alloc_id(&mut cmds), Some(1));
-    kernel::kunit_expect_eq!(alloc_id(&mut cmds), Some(1));
-    kernel::kunit_expect_eq!(cmds.len(), 2);
+    let Ok(mut cmds) = CmdTable::new() else {
+        kernel::kunit_expect!(false);
+        return;
+    };
+    kernel::kunit_expect_eq!(cmds.free_id(), Some(1));
+    // Not taken until inserted.
+    kernel::kunit_expect_eq!(cmds.free_id(), Some(1));
+    kernel::kunit_expect_eq!(cmds.id_limit(), 2);
+    kernel::kunit_expect!(cmds.get(1).is_none());
+    kernel::kunit_expect!(cmds.remove(1).is_none());
+    let idle = || -> Option<Inflight> {
+        Some(Inflight {
+            cmd: None,
+            deadline: None,
+            kept: false,
+            dbis: SmallVec::filled(0, 0).ok()?,
+            n_first: 0,
+            info: CmdInfo { dir: DataDirection::None, data_length: 0, bidi_length: 0 },
+        })
+    };
+    for want in 1..=3u16 {
+        let id = cmds.free_id();
+        kernel::kunit_expect_eq!(id, Some(want));
+        if let (Some(id), Some(inf)) = (id, idle()) {
+            kernel::kunit_expect!(cmds.insert(id, inf));
+        }
+    }
+    // An id in use is not taken twice.
+    if let Some(inf) = idle() {
+        kernel::kunit_expect!(!cmds.insert(2, inf));
+    }
+    kernel::kunit_expect!(cmds.remove(2).is_some());
+    kernel::kunit_expect_eq!(cmds.free_id(), Some(2));
+    let mut n = 0;
+    cmds.drain(|_| n += 1);
+    kernel::kunit_expect_eq!(n, 2);
+    kernel::kunit_expect_eq!(cmds.free_id(), Some(1));
 }
 
 fn kunit_ring_wraps_with_pad() {

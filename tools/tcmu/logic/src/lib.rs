@@ -26,6 +26,9 @@ pub mod response;
 #[path = "../../../../drivers/target/tcmu_rs/blocks.rs"]
 pub mod blocks;
 
+#[path = "../../../../drivers/target/tcmu_rs/ids.rs"]
+pub mod ids;
+
 #[path = "../../../../drivers/target/tcmu_rs/params.rs"]
 pub mod params;
 

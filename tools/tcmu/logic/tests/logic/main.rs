@@ -5,6 +5,7 @@
 mod blocks;
 mod kstrto;
 mod entry;
+mod ids;
 mod nopanic;
 mod params;
 mod response;
