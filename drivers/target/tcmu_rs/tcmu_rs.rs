@@ -1319,11 +1319,8 @@ impl Ring {
                 if let Some(cmd) = inf.cmd.take() {
                     stats.completed += 1;
                     let kind = response::decode_status(&raw, &inf.info);
-                    let copied = match &kind {
-                        CompletionKind::Status(s) => s.gather_len.map_or(0, |l| l as usize),
-                        CompletionKind::UnknownOp => 0,
-                    };
-                    done.push(self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off), copied);
+                    let (d, copied) = self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off);
+                    done.push(d, copied);
                 }
                 if hdr.keep_buf {
                     inf.kept = true;
@@ -1342,7 +1339,7 @@ impl Ring {
 
     /// Takes the response `kind` read from the entry at `off` for a command the handler
     /// finished: sense and Data-In are copied now, the completion itself is returned, to be
-    /// made once the ring lock is dropped.
+    /// made once the ring lock is dropped, with the number of Data-In bytes copied.
     fn finish(
         &self,
         pages: &KVVec<Option<Page>>,
@@ -1351,13 +1348,13 @@ impl Ring {
         n_first: usize,
         kind: CompletionKind,
         off: usize,
-    ) -> Done {
+    ) -> (Done, usize) {
         // Its id may be reused before it completes: a TMR must not name it any more.
         cmd.set_tag(0);
         let s = match kind {
             CompletionKind::UnknownOp => {
                 pr_warn_ratelimited!("handler set UNKNOWN_OP on a command\n");
-                return Done { cmd, status: target::SAM_STAT_CHECK_CONDITION, len: None };
+                return (Done { cmd, status: target::SAM_STAT_CHECK_CONDITION, len: None }, 0);
             }
             CompletionKind::Status(s) => s,
         };
@@ -1373,15 +1370,16 @@ impl Ring {
                 cmd.set_treat_read_as_normal();
             }
         }
-        if let Some(len) = s.gather_len {
+        let copied = s.gather_len.map_or(0, |len| len as usize);
+        if copied > 0 {
             let (first, bidi) = dbis.split_at(n_first.min(dbis.len()));
             if cmd.direction() == DataDir::Bidi {
-                self.copy_sg(pages, &cmd.bidi_sg(), bidi, len as usize, false);
+                self.copy_sg(pages, &cmd.bidi_sg(), bidi, copied, false);
             } else {
-                self.copy_sg(pages, &cmd.data_sg(), first, len as usize, false);
+                self.copy_sg(pages, &cmd.data_sg(), first, copied, false);
             }
         }
-        Done { cmd, status: s.scsi_status, len: s.read_len }
+        (Done { cmd, status: s.scsi_status, len: s.read_len }, copied)
     }
 
     /// Moves waiting commands to the ring while there is room. Returns whether any moved.
