@@ -431,7 +431,6 @@ struct RingState {
     stats: Stats,
     /// Commands on the ring by id.
     cmds: CmdTable,
-    inflight: usize,
     /// Commands waiting for ring or data space, oldest first.
     qfull: Fifo<Queued>,
     /// TMR notifications waiting for ring space.
@@ -467,7 +466,6 @@ impl RingState {
     fn free_slot(&mut self, id: u16) {
         if let Some(inf) = self.cmds.remove(id) {
             self.blocks.free(&inf.dbis);
-            self.inflight -= 1;
         }
     }
 }
@@ -522,6 +520,11 @@ impl CmdTable {
         let inf = self.slots.get_mut(usize::from(id))?.take()?;
         self.ids.clear(id);
         Some(inf)
+    }
+
+    /// Number of commands in the table (on the ring, timed out or kept).
+    fn len(&self) -> usize {
+        self.ids.used() as usize
     }
 
     /// One past the highest id that has a slot.
@@ -751,7 +754,6 @@ impl Ring {
                     npages: 0,
                     stats: Stats::default(),
                     cmds,
-                    inflight: 0,
                     qfull: Fifo::new(),
                     tmr_queue: Fifo::new(),
                     qseq: 0,
@@ -874,7 +876,6 @@ impl Ring {
             ring,
             blocks,
             cmds,
-            inflight,
             broken,
             tmr_queue,
             ..
@@ -889,7 +890,6 @@ impl Ring {
             }
             blocks.free(&inf.dbis);
         });
-        *inflight = 0;
         // A new handler starts from a sane mailbox even if the old one scribbled on it.
         self.init_mailbox();
         // After a reset the handler starts afresh: queued TMRs are no longer relevant.
@@ -938,7 +938,7 @@ impl Ring {
         writeln!(f, "cmds_aborted {}", s.aborted)?;
         writeln!(f, "qfull_events {}", s.qfull)?;
         writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
-        writeln!(f, "cmds_inflight {}", st.inflight)?;
+        writeln!(f, "cmds_inflight {}", st.cmds.len())?;
         writeln!(f, "ring_used_bytes {}", st.ring.used())?;
         writeln!(f, "ring_peak_bytes {}", s.ring_peak)?;
         writeln!(f, "ring_size_bytes {}", self.cmdr_size)?;
@@ -1175,9 +1175,7 @@ impl Ring {
             info,
         };
         // Always inserted: `free_id` returned the id under this lock.
-        if st.cmds.insert(cmd_id, inf) {
-            st.inflight += 1;
-        }
+        st.cmds.insert(cmd_id, inf);
         st.stats.submitted += 1;
         st.stats.ring_peak = st.stats.ring_peak.max(st.ring.used());
         st.stats.blocks_peak = st.stats.blocks_peak.max(st.blocks.used());
@@ -1255,7 +1253,7 @@ impl Ring {
                 Ok(false) => {}
             }
             // Idle and over the global limit: reclaim unused pages (C does it from here too).
-            if st.inflight == 0 && st.qfull.is_empty() && over_global_limit() {
+            if st.cmds.len() == 0 && st.qfull.is_empty() && over_global_limit() {
                 ArcWork::schedule(self.reclaimer.clone());
             }
             // TMR notifications first; commands only once none waits (as C).
@@ -1280,7 +1278,6 @@ impl Ring {
             blocks,
             pages,
             cmds,
-            inflight,
             stats,
             ..
         } = st;
@@ -1326,7 +1323,6 @@ impl Ring {
                     inf.kept = true;
                     inf.deadline = None;
                 } else if let Some(inf) = cmds.remove(hdr.cmd_id) {
-                    *inflight -= 1;
                     blocks.free(&inf.dbis);
                 }
             }
@@ -1991,11 +1987,14 @@ fn kunit_alloc_id_lowest_free() {
     if let Some(inf) = idle() {
         kernel::kunit_expect!(!cmds.insert(2, inf));
     }
+    kernel::kunit_expect_eq!(cmds.len(), 3);
     kernel::kunit_expect!(cmds.remove(2).is_some());
+    kernel::kunit_expect_eq!(cmds.len(), 2);
     kernel::kunit_expect_eq!(cmds.free_id(), Some(2));
     let mut n = 0;
     cmds.drain(|_| n += 1);
     kernel::kunit_expect_eq!(n, 2);
+    kernel::kunit_expect_eq!(cmds.len(), 0);
     kernel::kunit_expect_eq!(cmds.free_id(), Some(1));
 }
 
