@@ -32,18 +32,16 @@ def med(t, store, row, i=0):
 def ratio(a, b):
     return f"{a / b:.2f}" if a and b else "n/a"
 
-def paired(t, u, store, row):
-    """Median over the passes of the IOPS ratio t/u of one pass (runs back to back)."""
-    a = {x[3]: x[0] for x in res.get((t, store, row), []) if x[0] > 0}
-    b = {x[3]: x[0] for x in res.get((u, store, row), []) if x[0] > 0}
-    v = [a[k] / b[k] for k in a if k in b]
-    return statistics.median(v) if v else 0.0
-
 def paired_all(t, u, store, row):
-    """The per-pass IOPS ratios t/u, in pass order."""
+    """The per-pass IOPS ratios t/u (the two runs of a pass are back to back), in pass order."""
     a = {x[3]: x[0] for x in res.get((t, store, row), []) if x[0] > 0}
     b = {x[3]: x[0] for x in res.get((u, store, row), []) if x[0] > 0}
     return [a[k] / b[k] for k in a if k in b]
+
+def paired(t, u, store, row):
+    """Median over the passes of the IOPS ratio t/u of one pass."""
+    v = paired_all(t, u, store, row)
+    return statistics.median(v) if v else 0.0
 
 def spread(v):
     return f"{min(v):.2f}-{max(v):.2f}" if v else "n/a"
@@ -112,7 +110,8 @@ L.append(f"\nAgainst the goals: rs/c >= 1.0 on {sum(1 for r in rows if rc[r] >= 
 below = [r for r in rows if 0 < rc[r] < 1.0]
 if below:
     within = [r for r in below if max(paired_all("rs", "c", "null", r), default=0) >= 1.0]
-    L.append(f"Of the {len(below)} rows below 1.0, {len(within)} had at least one pass at or "
+    L.append(f"Rows below 1.0: " + ", ".join(f"{r} {rc[r]:.3f}" for r in below) + ". "
+             f"Of these {len(below)}, {len(within)} had at least one pass at or "
              "above 1.0 (the per-pass range straddles parity: not told apart from C by this "
              "run); " + (", ".join(sorted(set(below) - set(within))) or "none") +
              " stayed below 1.0 in every pass.")
