@@ -145,7 +145,8 @@ L.append("\nThe C module has no page counter; its data area is allocated the sam
          "(blocks on demand, kept until reclaimed).\n")
 if counters:
     L.append("Counters of the tcmu_rs passes (attrib/stats): handler wake-ups against commands "
-             "show the batching of notifications (plugging).\n")
+             "show the batching of notifications (plugging); data_in_deferred counts the Data-In "
+             "copies moved off the handler's CPU (Documentation/target/tcmu-rs.rst).\n")
     for c in counters:
         L.append(f"- `{c}`")
 open(out, "w").write("\n".join(L) + "\n")

@@ -15,7 +15,7 @@
 # and, per pass, the data pages tcmu_rs holds (attrib/stats; peak while fio ran, and after
 # the pass's last row) and its counters summed over the pass's rows:
 #   MEM target=rs store=S rep=N peak_pages=P idle_pages=Q
-#   cmds_submitted A qfull_events B handler_wakeups C
+#   cmds_submitted A qfull_events B handler_wakeups C data_in_deferred D
 set -uo pipefail
 . /tcmu/lib.sh
 RT=${BENCH_RUNTIME:-5}
@@ -117,7 +117,7 @@ devstat() {
 
 # Per pass (rep) of tcmu_rs: data pages (peak while fio ran, and after the pass's last row)
 # and the counters summed over its rows.
-declare -A PEAK IDLE CSUB CQF CWAKE
+declare -A PEAK IDLE CSUB CQF CWAKE CDEF
 
 # run_row TARGET STORE REP ROW: a fresh device for TARGET, one fio run of ROW, teardown.
 run_row() {
@@ -144,6 +144,7 @@ run_row() {
 		devstat cmds_submitted; CSUB[$key]=$((${CSUB[$key]:-0} + STAT))
 		devstat qfull_events; CQF[$key]=$((${CQF[$key]:-0} + STAT))
 		devstat handler_wakeups; CWAKE[$key]=$((${CWAKE[$key]:-0} + STAT))
+		devstat data_in_deferred; CDEF[$key]=$((${CDEF[$key]:-0} + STAT))
 	fi
 	python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" "$busy_c0" "$busy_c1" <<-'EOF'
 	import json, os, sys
@@ -172,7 +173,7 @@ mem_lines() {
 	local key=$1.$2
 	[ -n "${IDLE[$key]:-}" ] || return 0
 	echo "MEM target=rs store=$1 rep=$2 peak_pages=${PEAK[$key]:-0} idle_pages=${IDLE[$key]}"
-	echo "cmds_submitted ${CSUB[$key]} qfull_events ${CQF[$key]} handler_wakeups ${CWAKE[$key]}"
+	echo "cmds_submitted ${CSUB[$key]} qfull_events ${CQF[$key]} handler_wakeups ${CWAKE[$key]} data_in_deferred ${CDEF[$key]}"
 }
 
 ROWLIST=

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/smp.h>
 #include <linux/timer.h>
 
 void rust_helper_timer_setup(struct timer_list *timer,
@@ -11,4 +12,9 @@ void rust_helper_timer_setup(struct timer_list *timer,
 bool rust_helper_timer_pending(const struct timer_list *timer)
 {
 	return timer_pending(timer);
+}
+
+int rust_helper_raw_smp_processor_id(void)
+{
+	return raw_smp_processor_id();
 }

@@ -487,7 +487,12 @@ impl SgList<'_> {
     /// one pass: byte `i` of the list goes to byte `i % PAGE_SIZE` of `page(i / PAGE_SIZE)`.
     /// Stops early at the end of the list or when `page` returns `None`; returns the number of
     /// bytes copied. `page` must not sleep (the list's pages are mapped atomically).
-    pub fn copy_pages<'p>(&self, len: usize, to_pages: bool, mut page: impl FnMut(usize) -> Option<&'p Page>) -> usize {
+    pub fn copy_pages<'p, P: AsPage + 'p>(
+        &self,
+        len: usize,
+        to_pages: bool,
+        mut page: impl FnMut(usize) -> Option<&'p P>,
+    ) -> usize {
         if self.is_empty() || len == 0 {
             return 0;
         }
@@ -515,7 +520,7 @@ impl SgList<'_> {
                 // ranges do not overlap (kernel page vs. the command's buffers). Local
                 // mappings are released in reverse order (ours first).
                 unsafe {
-                    let pa = bindings::kmap_local_page(p.as_ptr()).cast::<u8>();
+                    let pa = bindings::kmap_local_page(p.page_ptr()).cast::<u8>();
                     if to_pages {
                         ptr::copy_nonoverlapping(addr.add(at), pa.add(poff), n);
                     } else {
@@ -555,6 +560,57 @@ impl SgList<'_> {
             n
         };
         Ok(n)
+    }
+}
+
+/// A page the copy helpers of [`SgList`] can map.
+///
+/// # Safety
+///
+/// `page_ptr` must return a valid page that stays allocated at least as long as `&self`.
+pub unsafe trait AsPage {
+    /// The page.
+    fn page_ptr(&self) -> *mut bindings::page;
+}
+
+// SAFETY: A `Page` owns its page until dropped.
+unsafe impl AsPage for Page {
+    fn page_ptr(&self) -> *mut bindings::page {
+        self.as_ptr()
+    }
+}
+
+/// A counted reference to a page (`get_page()`): the page stays allocated while it exists,
+/// even if its owner frees it meanwhile. Lets a copy run without the owner's lock.
+pub struct PageRef(NonNull<bindings::page>);
+
+// SAFETY: A page reference can be used and dropped from any thread.
+unsafe impl Send for PageRef {}
+// SAFETY: Only the page's address is shared.
+unsafe impl Sync for PageRef {}
+
+impl PageRef {
+    /// Takes a new reference to `page`.
+    pub fn new(page: &Page) -> Self {
+        let p = page.as_ptr();
+        // SAFETY: `p` is a valid page, kept alive by `page` while we take our own reference.
+        unsafe { bindings::get_page(p) };
+        // SAFETY: `Page::as_ptr` is never null.
+        Self(unsafe { NonNull::new_unchecked(p) })
+    }
+}
+
+impl Drop for PageRef {
+    fn drop(&mut self) {
+        // SAFETY: We own one reference to the page.
+        unsafe { bindings::put_page(self.0.as_ptr()) };
+    }
+}
+
+// SAFETY: The reference keeps the page allocated as long as `self`.
+unsafe impl AsPage for PageRef {
+    fn page_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
     }
 }
 
@@ -629,6 +685,13 @@ impl<T: Backend> PendingCmd<T> {
         let mut buf = *sense;
         // SAFETY: The command is live; the function copies `TRANSPORT_SENSE_BUFFER` bytes.
         unsafe { bindings::transport_copy_sense_to_cmd(self.cmd.as_ptr(), buf.as_mut_ptr()) };
+    }
+
+    /// The CPU the fabric submitted the command on (`se_cmd->cpuid`), where the target core
+    /// runs its completion work by default.
+    pub fn cpu(&self) -> i32 {
+        // SAFETY: Plain field set when the command was initialised, not changed after.
+        unsafe { (*self.cmd.as_ptr()).cpuid }
     }
 
     /// Tags the command with a backend value (stored in `se_cmd->priv`), which

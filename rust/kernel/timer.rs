@@ -196,12 +196,21 @@ impl<T: HasArcWork> ArcWork<T> {
     /// Queues the work of `this` on the system workqueue unless it is queued already. Can be
     /// called from any context.
     pub fn schedule(this: Arc<T>) {
+        Self::queue_on(this, bindings::wq_misc_consts_WORK_CPU_UNBOUND as _);
+    }
+
+    /// As [`ArcWork::schedule`], on the system workqueue's worker of `cpu` (a CPU number the
+    /// kernel gave, such as a command's submitting CPU; if it is offline the work runs
+    /// elsewhere). A work that is queued already stays where it is.
+    pub fn schedule_on(this: Arc<T>, cpu: i32) {
+        Self::queue_on(this, cpu);
+    }
+
+    fn queue_on(this: Arc<T>, cpu: i32) {
         let w = Self::of(&this);
         let r = Arc::into_raw(this);
         // SAFETY: The work was set up by `new`; the queued work owns the reference `r`.
-        let queued = unsafe {
-            bindings::queue_work_on(bindings::wq_misc_consts_WORK_CPU_UNBOUND as _, bindings::system_wq, w)
-        };
+        let queued = unsafe { bindings::queue_work_on(cpu as _, bindings::system_wq, w) };
         if !queued {
             // Already queued (with its own reference).
             // SAFETY: `r` came from `into_raw` just above.
@@ -226,4 +235,11 @@ unsafe extern "C" fn run_cb<T: HasArcWork>(w: *mut bindings::work_struct) {
     // `schedule`, which passes to the callback.
     let this = unsafe { Arc::from_raw(w.cast::<u8>().sub(off).cast::<T>()) };
     T::run(this);
+}
+
+/// The CPU the caller runs on, as a placement hint (for [`ArcWork::schedule_on`], say): the
+/// caller may move to another CPU right after, unless it runs with preemption disabled.
+pub fn current_cpu() -> i32 {
+    // SAFETY: Reads the per-CPU CPU number; no other requirement.
+    unsafe { bindings::raw_smp_processor_id() }
 }

@@ -24,7 +24,7 @@ use crate::{
     prelude::*,
     new_mutex,
     str::{CStr, CString},
-    sync::{Arc, Mutex},
+    sync::{Arc, ArcBorrow, Mutex},
     types::Opaque,
     ThisModule,
 };
@@ -193,7 +193,15 @@ pub trait Operations: Send + Sync + Sized + 'static {
     }
 
     /// A write of a 32-bit value to `/dev/uioN`. `notifier` wakes up readers of the device.
-    fn irqcontrol(&self, notifier: &Notifier, value: i32) -> Result;
+    /// `this` borrows the registration's `Arc`, so the driver can take a reference (to queue
+    /// work, say).
+    fn irqcontrol(this: ArcBorrow<'_, Self>, notifier: &Notifier, value: i32) -> Result;
+
+    /// Where the registration records its device for [`Waker::notify`]; `None` (the default)
+    /// if the driver only wakes up readers from callbacks or through the [`Registration`].
+    fn waker(&self) -> Option<&Waker> {
+        None
+    }
 
     /// The exact number of pages of map 0; `mmap()` of any other size fails.
     fn map_pages(&self) -> usize;
@@ -250,6 +258,46 @@ impl OpenMapping {
         // SAFETY: `m.0` is the address space of the inode of the open file (see `MappingPtr`);
         // the lock keeps `release_cb` from clearing it meanwhile.
         unsafe { bindings::unmap_mapping_range(m.0, off, len, 1) };
+    }
+}
+
+/// Wakes up processes waiting on a UIO device from code that has neither a callback's
+/// [`Notifier`] nor the [`Registration`] (a work item of the driver data, say).
+///
+/// A driver embeds one in its [`Operations`] data and returns it from [`Operations::waker`];
+/// the registration records its device in it once registered and forgets it before it
+/// unregisters, after which [`Waker::notify`] does nothing.
+///
+/// Its lock is taken innermost: call [`Waker::notify`] with any driver lock held or none.
+#[pin_data]
+pub struct Waker {
+    #[pin]
+    info: Mutex<InfoPtr>,
+}
+
+struct InfoPtr(*mut bindings::uio_info);
+
+// SAFETY: Only used under the mutex, while the device is registered (see `Waker`).
+unsafe impl Send for InfoPtr {}
+
+impl Waker {
+    /// Nothing recorded.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self { info <- new_mutex!(InfoPtr(ptr::null_mut())) })
+    }
+
+    fn set(&self, info: *mut bindings::uio_info) {
+        self.info.lock().0 = info;
+    }
+
+    /// Wakes up processes waiting in `read()`/`poll()` on `/dev/uioN`, if it is registered.
+    pub fn notify(&self) {
+        let info = self.info.lock();
+        if !info.0.is_null() {
+            // SAFETY: Recorded after a successful registration; the registration clears it
+            // under this lock before it unregisters the device.
+            unsafe { bindings::uio_event_notify(info.0) };
+        }
     }
 }
 
@@ -356,7 +404,12 @@ impl<T: Operations> Registration<T> {
                 (*info).open = Some(open_cb::<T>);
                 (*info).release = Some(release_cb::<T>);
                 (*info).irqcontrol = Some(irqcontrol_cb::<T>);
-                to_result(bindings::__uio_register_device(module.as_ptr(), parent, info))
+                to_result(bindings::__uio_register_device(module.as_ptr(), parent, info))?;
+                // `priv_` is the driver data (see `new`), alive as long as the registration.
+                if let Some(w) = (*priv_.cast::<T>()).waker() {
+                    w.set(info);
+                }
+                Ok(())
             })
         }
     }
@@ -417,6 +470,10 @@ impl<T: Operations> Registration<T> {
 #[pinned_drop]
 impl<T: Operations> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
+        // No wake-ups through the driver data from here on.
+        if let Some(w) = self.data.waker() {
+            w.set(ptr::null_mut());
+        }
         // SAFETY: Registered in `new`. After this returns the UIO core makes no more calls
         // through `info`.
         unsafe { bindings::uio_unregister_device(self.info.get()) };
@@ -460,10 +517,11 @@ unsafe extern "C" fn release_cb<T: Operations>(info: *mut bindings::uio_info, _:
 }
 
 unsafe extern "C" fn irqcontrol_cb<T: Operations>(info: *mut bindings::uio_info, v: i32) -> c_int {
-    // SAFETY: As in `open_cb`.
-    let data = unsafe { data_of::<T>(info) };
+    // SAFETY: As in `open_cb`: `priv_` is the pointer `Arc::into_raw` gave for the
+    // registration's `Arc`, which outlives this call.
+    let data = unsafe { ArcBorrow::from_raw((*info).priv_.cast::<T>().cast_const()) };
     let notifier = Notifier(info);
-    from_result(|| data.irqcontrol(&notifier, v).map(|()| 0))
+    from_result(|| T::irqcontrol(data, &notifier, v).map(|()| 0))
 }
 
 struct VmOps<T>(core::marker::PhantomData<T>);

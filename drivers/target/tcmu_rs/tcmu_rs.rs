@@ -7,7 +7,8 @@
 //! It registers the target backend `user`, like `target_core_user`; the two modules exclude
 //! each other because the target core refuses a second backend of the same name.
 //!
-//! Locking order: `UserDev::cfg` -> `UserDev::uio` -> `Ring::st` -> `Ring::mapping`.
+//! Locking order: `UserDev::cfg` -> `UserDev::uio` -> `Ring::st` -> `Ring::mapping`;
+//! `Ring::waker` is innermost (taken with any of them held, or none).
 //! `Reclaimer::rings` is taken alone (the reclaim work copies the list, then locks each ring).
 
 use core::fmt::Write as _;
@@ -21,14 +22,14 @@ use kernel::{
     pr_warn_ratelimited,
     prelude::*,
     str::CString,
-    sync::{Arc, Mutex},
+    sync::{Arc, ArcBorrow, Mutex},
     target::{
-        self, AttrDef, Backend, DataDir, Device, Hba, HwLimits, PendingCmd, Rejected,
+        self, AttrDef, Backend, DataDir, Device, Hba, HwLimits, PageRef, PendingCmd, Rejected,
         SENSE_BUFFER_SIZE, TCM_INVALID_CDB_FIELD, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE,
         TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
     },
     time::{msecs_to_jiffies, Jiffies},
-    timer::{jiffies, time_after, ArcTimer, ArcTimerCallback, ArcWork, ArcWorkCallback},
+    timer::{current_cpu, jiffies, time_after, ArcTimer, ArcTimerCallback, ArcWork, ArcWorkCallback},
     uio::{self, FaultPage, Notifier, RootDevice, SharedArea},
 };
 
@@ -308,8 +309,15 @@ struct Ring {
     /// Fires at the earliest command deadline; runs `work`, which fails expired commands.
     #[pin]
     timer: ArcTimer<Ring>,
+    /// The timer fired: `work` must fail the expired commands.
+    expire_due: AtomicBool,
+    /// Runs the deferred Data-In copies (on a command's submitting CPU) and the timer's
+    /// expiry.
     #[pin]
     work: ArcWork<Ring>,
+    /// Wakes up the handler from `work` (commands it moved from qfull to the ring).
+    #[pin]
+    waker: uio::Waker,
     #[pin]
     st: Mutex<RingState>,
 }
@@ -319,13 +327,17 @@ kernel::impl_has_arc_work!(Ring, work);
 
 impl ArcTimerCallback for Ring {
     fn expired(this: Arc<Self>) {
+        this.expire_due.store(true, Ordering::Release);
         ArcWork::schedule(this);
     }
 }
 
 impl ArcWorkCallback for Ring {
     fn run(this: Arc<Self>) {
-        this.expire();
+        this.copy_deferred();
+        if this.expire_due.swap(false, Ordering::AcqRel) {
+            this.expire();
+        }
     }
 }
 
@@ -407,6 +419,38 @@ impl Drop for Finished {
     }
 }
 
+/// A command the handler completed whose Data-In is copied later, by `Ring::work` on the
+/// CPU that submitted it, not in the handler's `write()`: a large copy there would take the
+/// handler's CPU from its next commands. Its blocks stay allocated until the copy is done
+/// (so no new command reuses them), and it holds its own references to their pages (so the
+/// copy runs without the ring lock).
+struct Deferred {
+    /// `None` once completed.
+    done: Option<Done>,
+    dbis: SmallVec<u32, INLINE_BLOCKS>,
+    /// The pages of the Data-In, in order.
+    pages: KVec<PageRef>,
+    len: usize,
+}
+
+impl Deferred {
+    fn copy(&self) {
+        if let Some(d) = &self.done {
+            d.cmd.data_sg().copy_pages(self.len, false, |i| self.pages.get(i));
+        }
+    }
+}
+
+/// Data-In of at least this many bytes is deferred (see [`Deferred`]); smaller copies cost
+/// less than the hop to another CPU.
+const DEFER_COPY_MIN: usize = 64 * 1024;
+/// ... and only if the command was submitted on another CPU than the handler's (where the
+/// copy then runs), and only while at least this many commands are on the ring: the hop adds latency to
+/// each command, which only pays when enough others keep the handler busy meanwhile
+/// (measured: 1 MiB reads at iodepth 8, 128 commands of 64 KiB, gained 29%; 64 KiB reads at
+/// iodepth 8 lost 20%).
+const DEFER_MIN_INFLIGHT: usize = 16;
+
 /// A command on the ring.
 struct Inflight {
     /// `None` once the command timed out and was failed: the handler still owns its entry
@@ -435,6 +479,8 @@ struct RingState {
     qfull: Fifo<Queued>,
     /// TMR notifications waiting for ring space.
     tmr_queue: Fifo<Tmr>,
+    /// Completed commands whose Data-In `Ring::work` copies.
+    deferred: Fifo<Deferred>,
     /// Next tag of a queued command.
     qseq: usize,
     /// Set when the handler broke the protocol: nothing more is reaped or queued.
@@ -451,6 +497,7 @@ struct Stats {
     timed_out: u64,
     aborted: u64,
     qfull: u64,
+    deferred: u64,
     ring_peak: u32,
     blocks_peak: u32,
 }
@@ -609,6 +656,20 @@ impl<T> Fifo<T> {
         self.iter().next().is_none()
     }
 
+    /// Appends `v`; on allocation failure gives it back.
+    fn try_push(&mut self, v: T) -> Result<(), T> {
+        if self.is_empty() {
+            self.items = KVec::new();
+            self.head = 0;
+        }
+        if self.items.reserve(1, GFP_NOIO).is_err() {
+            return Err(v);
+        }
+        // Cannot fail: room was reserved.
+        self.items.push(Some(v), GFP_NOIO).map_err(|_| ()).ok();
+        Ok(())
+    }
+
     /// Appends `v`; on allocation failure `v` is dropped.
     fn push(&mut self, v: T) -> Result<(), kernel::alloc::AllocError> {
         if self.is_empty() {
@@ -647,6 +708,10 @@ impl<T> Fifo<T> {
 
     fn iter(&self) -> impl Iterator<Item = &T> {
         self.items.iter().skip(self.head).flatten()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.items.iter_mut().skip(self.head).flatten()
     }
 
     /// Puts `v` back at the front (after a failed retry).
@@ -746,7 +811,9 @@ impl Ring {
                 open: AtomicBool::new(false),
                 mapping <- uio::OpenMapping::new(),
                 timer <- ArcTimer::new(),
+                expire_due: AtomicBool::new(false),
                 work <- ArcWork::new(c_str!("tcmu_rs::Ring::work"), kernel::static_lock_class!()),
+                waker <- uio::Waker::new(),
                 st <- new_mutex!(RingState {
                     ring,
                     blocks,
@@ -756,6 +823,7 @@ impl Ring {
                     cmds,
                     qfull: Fifo::new(),
                     tmr_queue: Fifo::new(),
+                    deferred: Fifo::new(),
                     qseq: 0,
                     broken: false,
                     dead: false,
@@ -937,6 +1005,7 @@ impl Ring {
         writeln!(f, "cmds_timed_out {}", s.timed_out)?;
         writeln!(f, "cmds_aborted {}", s.aborted)?;
         writeln!(f, "qfull_events {}", s.qfull)?;
+        writeln!(f, "data_in_deferred {}", s.deferred)?;
         writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
         writeln!(f, "cmds_inflight {}", st.cmds.len())?;
         writeln!(f, "ring_used_bytes {}", st.ring.used())?;
@@ -1225,7 +1294,7 @@ impl Ring {
 
     /// Reaps the entries the handler released (up to `cmd_tail`) and completes their commands,
     /// then retries waiting commands. Returns whether new commands went on the ring.
-    fn reap(&self) -> bool {
+    fn reap(self: &Arc<Self>) -> bool {
         loop {
             // Declared before the guard, so dropped after it: the commands complete unlocked.
             let mut done = Finished::new();
@@ -1238,7 +1307,15 @@ impl Ring {
                 return false;
             };
             fence(Ordering::Acquire);
-            match self.reap_to(&mut st, tail, &mut done) {
+            let idle = st.deferred.is_empty();
+            let reaped = self.reap_to(&mut st, tail, &mut done);
+            // Newly deferred copies: run them on the CPU that submitted the first one.
+            if idle {
+                if let Some(d) = st.deferred.iter().find_map(|d| d.done.as_ref()) {
+                    ArcWork::schedule_on(self.clone(), d.cmd.cpu());
+                }
+            }
+            match reaped {
                 Err(why) => {
                     pr_warn_ratelimited!("ring broken: {}\n", why);
                     st.broken = true;
@@ -1252,10 +1329,7 @@ impl Ring {
                 }
                 Ok(false) => {}
             }
-            // Idle and over the global limit: reclaim unused pages (C does it from here too).
-            if st.cmds.len() == 0 && st.qfull.is_empty() && over_global_limit() {
-                ArcWork::schedule(self.reclaimer.clone());
-            }
+            self.reclaim_if_idle(&st);
             // TMR notifications first; commands only once none waits (as C).
             let tmrs = self.run_tmr_queue(&mut st);
             if !st.tmr_queue.is_empty() {
@@ -1279,10 +1353,13 @@ impl Ring {
             pages,
             cmds,
             stats,
+            deferred,
             ..
         } = st;
         let mut reaper = ring.begin_reap(tail).map_err(|_| "bad cmd_tail")?;
         let cmdr = CMDR_OFF as usize;
+        // The handler's CPU (a hint): a copy is only deferred to another one.
+        let here = current_cpu();
         loop {
             let slot = match reaper.peek() {
                 Ok(Some(slot)) => slot,
@@ -1305,6 +1382,7 @@ impl Ring {
                     read_len: self.area.read_u32(off + abi::RSP_READ_LEN_OFFSET).ok_or("entry")?,
                 };
                 let hdr = response::decode_header(&raw, slot.len_op).map_err(|_| "bad entry")?;
+                let busy = cmds.len() >= DEFER_MIN_INFLIGHT;
                 let Some(inf) = cmds.get_mut(hdr.cmd_id) else {
                     return Err("unknown cmd_id");
                 };
@@ -1313,13 +1391,48 @@ impl Ring {
                 }
                 // A command that timed out was failed already: its late completion only
                 // releases the entry (and the blocks, unless kept).
+                let mut later = None;
                 if let Some(cmd) = inf.cmd.take() {
                     stats.completed += 1;
                     let kind = response::decode_status(&raw, &inf.info);
-                    let (d, copied) = self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off);
-                    done.push(d, copied);
+                    let refs = match &kind {
+                        CompletionKind::Status(s)
+                            if !hdr.keep_buf && cmd.direction() == DataDir::FromDevice =>
+                        {
+                            let len = s.gather_len.map_or(0, |l| l as usize);
+                            if len >= DEFER_COPY_MIN && busy && cmd.cpu() != here {
+                                self.page_refs(pages, &inf.dbis, len).map(|r| (r, len))
+                            } else {
+                                None
+                            }
+                        }
+                        _ => None,
+                    };
+                    let copy = refs.is_none();
+                    let (d, copied) =
+                        self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off, copy);
+                    match refs {
+                        None => done.push(d, copied),
+                        Some((pages, len)) => later = Some((d, pages, len)),
+                    }
                 }
-                if hdr.keep_buf {
+                if let Some((d, refs, len)) = later {
+                    // Its blocks stay allocated until the copy is done.
+                    let Some(inf) = cmds.remove(hdr.cmd_id) else {
+                        return Err("cmd table");
+                    };
+                    let def = Deferred { done: Some(d), dbis: inf.dbis, pages: refs, len };
+                    match deferred.try_push(def) {
+                        Ok(()) => stats.deferred += 1,
+                        Err(mut def) => {
+                            def.copy();
+                            blocks.free(&def.dbis);
+                            if let Some(d) = def.done.take() {
+                                done.push(d, len);
+                            }
+                        }
+                    }
+                } else if hdr.keep_buf {
                     inf.kept = true;
                     inf.deadline = None;
                 } else if let Some(inf) = cmds.remove(hdr.cmd_id) {
@@ -1333,9 +1446,66 @@ impl Ring {
         }
     }
 
+    /// References to the pages holding the first `len` bytes of blocks `dbis` (the Data-In
+    /// of a command about to be deferred); `None` if a page is missing or the vector cannot
+    /// be allocated (the copy is then made at once).
+    fn page_refs(&self, pages: &KVVec<Option<Page>>, dbis: &[u32], len: usize) -> Option<KVec<PageRef>> {
+        let ppb = self.pages_per_blk as usize;
+        let n = len.div_ceil(PAGE_SIZE);
+        let mut v = KVec::with_capacity(n, GFP_NOIO).ok()?;
+        for i in 0..n {
+            // As `copy_sg`: page `i % ppb` of block `dbis[i / ppb]`.
+            let dbi = *dbis.get(i.checked_div(ppb)?)? as usize;
+            let page = pages.get(dbi.checked_mul(ppb)?.checked_add(i.checked_rem(ppb)?)?)?.as_ref()?;
+            v.push(PageRef::new(page), GFP_NOIO).ok()?;
+        }
+        Some(v)
+    }
+
+    /// Idle and over the global limit: schedules the reclaim of unused pages (C does it when
+    /// it reaps). Called when commands leave: at the end of a reap, and when the deferred
+    /// copies free their blocks (the reclaim only frees pages above the last block in use).
+    fn reclaim_if_idle(&self, st: &RingState) {
+        if st.cmds.len() == 0 && st.qfull.is_empty() && st.deferred.is_empty() && over_global_limit() {
+            ArcWork::schedule(self.reclaimer.clone());
+        }
+    }
+
+    /// Runs the deferred Data-In copies (from `work`): each is copied without the ring lock,
+    /// then completed, and its blocks freed; commands waiting for space are then retried.
+    fn copy_deferred(self: &Arc<Self>) {
+        loop {
+            // All that is there, in one lock round trip (and one more to free their blocks).
+            let mut batch = core::mem::replace(&mut self.st.lock().deferred, Fifo::new());
+            if batch.is_empty() {
+                return;
+            }
+            for d in batch.iter_mut() {
+                d.copy();
+                if let Some(done) = d.done.take() {
+                    done.complete();
+                }
+            }
+            let mut st = self.st.lock();
+            while let Some(d) = batch.pop() {
+                st.blocks.free(&d.dbis);
+            }
+            let queued = !st.dead && !st.broken && st.tmr_queue.is_empty() && self.run_qfull(&mut st);
+            if !st.dead {
+                self.reclaim_if_idle(&st);
+            }
+            drop(st);
+            if queued {
+                self.waker.notify();
+            }
+        }
+    }
+
     /// Takes the response `kind` read from the entry at `off` for a command the handler
-    /// finished: sense and Data-In are copied now, the completion itself is returned, to be
-    /// made once the ring lock is dropped, with the number of Data-In bytes copied.
+    /// finished: sense and (if `copy`) Data-In are copied now, the completion itself is
+    /// returned, to be made once the ring lock is dropped, with the number of Data-In bytes
+    /// copied.
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         pages: &KVVec<Option<Page>>,
@@ -1344,6 +1514,7 @@ impl Ring {
         n_first: usize,
         kind: CompletionKind,
         off: usize,
+        copy: bool,
     ) -> (Done, usize) {
         // Its id may be reused before it completes: a TMR must not name it any more.
         cmd.set_tag(0);
@@ -1367,7 +1538,7 @@ impl Ring {
             }
         }
         let copied = s.gather_len.map_or(0, |len| len as usize);
-        if copied > 0 {
+        if copied > 0 && copy {
             let (first, bidi) = dbis.split_at(n_first.min(dbis.len()));
             if cmd.direction() == DataDir::Bidi {
                 self.copy_sg(pages, &cmd.bidi_sg(), bidi, copied, false);
@@ -1402,6 +1573,14 @@ impl Ring {
     fn shutdown(self: &Arc<Self>) {
         let mut st = self.st.lock();
         st.dead = true;
+        // Deferred copies the work has not taken: made here (the work may be running one).
+        while let Some(mut d) = st.deferred.pop() {
+            d.copy();
+            st.blocks.free(&d.dbis);
+            if let Some(done) = d.done.take() {
+                done.complete();
+            }
+        }
         while let Some(q) = st.qfull.pop() {
             q.cmd.complete(target::SAM_STAT_BUSY);
         }
@@ -1437,8 +1616,13 @@ impl uio::Operations for Ring {
         Some(&self.mapping)
     }
 
-    fn irqcontrol(&self, notifier: &Notifier, _value: i32) -> Result {
-        if self.reap() {
+    fn waker(&self) -> Option<&uio::Waker> {
+        Some(&self.waker)
+    }
+
+    fn irqcontrol(this: ArcBorrow<'_, Self>, notifier: &Notifier, _value: i32) -> Result {
+        let this: Arc<Self> = this.into();
+        if this.reap() {
             notifier.notify();
         }
         Ok(())
