@@ -6,7 +6,8 @@ import os, platform, re, statistics, subprocess, sys
 from collections import defaultdict
 
 log, out = sys.argv[1], sys.argv[2]
-res = defaultdict(list)   # (target, store, row) -> [(iops, p50, cpu_us_per_io, rep, busy0, busy1)]
+# (target, store, row) -> [(iops, p50, cpu_us_per_io, rep, busy0, busy1, ctxt/io, ipi0/io, ipi1/io)]
+res = defaultdict(list)
 mem, counters, rows, head = [], [], [], ""
 for line in open(log, errors="replace"):
     line = line.strip()
@@ -17,7 +18,9 @@ for line in open(log, errors="replace"):
         kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
         key = (kv["target"], kv["store"], kv["row"])
         res[key].append((float(kv["iops"]), float(kv["p50_us"]), float(kv.get("cpu_us_io", 0)),
-                         kv["rep"], float(kv.get("busy_cpu0", 0)), float(kv.get("busy_cpu1", 0))))
+                         kv["rep"], float(kv.get("busy_cpu0", 0)), float(kv.get("busy_cpu1", 0)),
+                         float(kv.get("ctxt_io", -1)), float(kv.get("ipi0_io", -1)),
+                         float(kv.get("ipi1_io", -1))))
         if kv["row"] not in rows:
             rows.append(kv["row"])
     if line.startswith("MEM "):
@@ -58,7 +61,7 @@ try:
 except OSError:
     pass
 try:
-    commit = subprocess.run(["git", "-C", os.path.dirname(out) or ".", "rev-parse", "--short", "HEAD"],
+    commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
 except OSError:
     commit = "?"
@@ -123,6 +126,17 @@ if any(x[4] or x[5] for v in res.values() for x in v):
     for r in rows:
         L.append(f"| {r} | " + " | ".join(f"{med(t, 'null', r, i):.0f}" for t in ("rs", "c", "rd")
                                            for i in (4, 5)) + " |")
+if any(x[6] >= 0 for v in res.values() for x in v):
+    L.append("\nScheduling events per I/O, medians: context switches (all CPUs) and "
+             "inter-processor interrupts (function call + reschedule) received by CPU 0 and CPU 1. "
+             "A userspace round trip costs the wake-up of the handler and of the completion work "
+             "on the submitting CPU; rd_mcp completes in the submitting CPU's kworker:\n")
+    L.append("| row | rs ctxt | c ctxt | rd ctxt | rs ipi0 | c ipi0 | rd ipi0 | rs ipi1 | c ipi1 |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        L.append(f"| {r} | " + " | ".join(f"{med(t, 'null', r, i):.2f}" for i, t in
+                                           ((6, "rs"), (6, "c"), (6, "rd"), (7, "rs"), (7, "c"),
+                                            (7, "rd"), (8, "rs"), (8, "c"))) + " |")
 L.append("\nPer-pass values (IOPS), to judge the noise:\n")
 L.append("| row | rs | c | rd |")
 L.append("|---|---|---|---|")

@@ -17,8 +17,12 @@ log "bench: ${REPS} passes per target, ${RT} s per fio run (about $(((REPS * 3 +
 bash "$TOP/devtools/vm.sh" --out "$OUT" --timeout $(((REPS * 3 + 2) * 12 * (RT + 6) * slow + 300)) \
 	--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 	-- "BENCH_RUNTIME=$RT BENCH_REPS=$REPS BENCH_ROWS='$ROWS' BENCH_RAM=${BENCH_RAM:-1} BENCH_PIN=${BENCH_PIN:-1} BENCH_PROFILE=${BENCH_PROFILE:-} bash /tcmu/bench.sh" | tee "$OUT/bench.log" |
-	grep -E "^(pass|RESULT|MEM|BENCH|PROFILE|fio failed)" || true
+	grep -E "^(pass|RESULT|MEM|STATS|BENCH|PROFILE|fio failed)" || true
 [ -z "${BENCH_PROFILE:-}" ] || exit 0
 grep -q "^BENCH done" "$OUT/bench.log" || die "bench: the guest run did not finish (log: $OUT/bench.log)"
-python3 "$TOP/devtools/bench-report.py" "$OUT/bench.log" "$TOP/BENCHMARKS.md" || exit 1
-log "bench: BENCHMARKS.md written (raw log: $OUT/bench.log)"
+# Only a run of the whole matrix replaces BENCHMARKS.md; a partial one (BENCH_ROWS) writes
+# its report next to the raw log.
+REPORT=$TOP/BENCHMARKS.md
+[ "$ROWS" = all ] || REPORT=$OUT/BENCHMARKS.md
+python3 "$TOP/devtools/bench-report.py" "$OUT/bench.log" "$REPORT" || exit 1
+log "bench: $REPORT written (raw log: $OUT/bench.log)"

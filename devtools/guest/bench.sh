@@ -8,7 +8,10 @@
 # fresh device (the order alternating: rs c rd, rd c rs, ...); then one pass of rs and c with
 # the ram backstore. Prints one line per fio run:
 #   RESULT target=T store=S rep=N row=R iops=X bw_kib=Y p50_us=Z cpu_us_io=C busy_cpu0=P busy_cpu1=Q
-# (C: busy CPU time of the whole guest, all CPUs, per I/O; P, Q: % busy of CPU 0 and 1). With two or more CPUs and
+#          ctxt_io=K ipi0_io=I ipi1_io=J
+# (C: busy CPU time of the whole guest, all CPUs, per I/O; P, Q: % busy of CPU 0 and 1;
+# K: context switches per I/O, all CPUs; I, J: IPIs, function call and reschedule, received by
+# CPU 0 and CPU 1 per I/O). With two or more CPUs and
 # BENCH_PIN=1 (the default) fio runs on CPU 0 and the handler on CPU 1 for every target:
 # under TCG, where the scheduler puts them (same vCPU or not) changes a run's IOPS several
 # fold, which swamped the differences between targets.
@@ -103,6 +106,14 @@ busy_ticks() {
 	     END { print b["cpu"] + 0, b["cpu0"] + 0, b["cpu1"] + 0 }' /proc/stat
 }
 
+# Scheduling events so far: context switches (all CPUs), then the inter-processor interrupts
+# (function call + reschedule) received by CPU 0 and by CPU 1.
+sched_events() {
+	awk '/^ctxt / { c = $2 }
+	     $1 == "CAL:" || $1 == "RES:" { i0 += $2; i1 += $3 }
+	     END { print c + 0, i0 + 0, i1 + 0 }' /proc/stat /proc/interrupts
+}
+
 # devstat KEY: the value of KEY in the device's attrib/stats (tcmu_rs; 0 elsewhere) in $STAT.
 # Shell builtins only: sampled while fio runs, a fork of sed every 0.5 s would cost CPU time
 # (charged to the I/O) and disturb the pinned CPUs under TCG.
@@ -121,12 +132,13 @@ declare -A PEAK IDLE CSUB CQF CWAKE CDEF
 
 # run_row TARGET STORE REP ROW: a fresh device for TARGET, one fio run of ROW, teardown.
 run_row() {
-	local t=$1 store=$2 rep=$3 row=$4 line name rw bs qd nj b0 b1 fpid key=$2.$3
+	local t=$1 store=$2 rep=$3 row=$4 line name rw bs qd nj b0 b1 e0 e1 fpid key=$2.$3
 	line=$(grep "^$row " <<<"$MATRIX") || return 1
 	read -r name rw bs qd nj <<<"$line"
 	modprobe tcm_loop
 	setup "$t" "$store" || { echo "fio failed: $t $name (setup)"; teardown "$t"; return 1; }
 	read -ra b0 <<<"$(busy_ticks)"
+	read -ra e0 <<<"$(sched_events)"
 	fio_row "$rw" "$bs" "$qd" "$nj" --ramp_time=1 --lat_percentiles=1 --output-format=json \
 		>/tmp/bench.json 2>/tmp/bench.err &
 	fpid=$!
@@ -138,6 +150,7 @@ run_row() {
 	done
 	wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
 	read -ra b1 <<<"$(busy_ticks)"
+	read -ra e1 <<<"$(sched_events)"
 	local busy=$((b1[0] - b0[0])) busy_c0=$((b1[1] - b0[1])) busy_c1=$((b1[2] - b0[2]))
 	if [ "$t" = rs ]; then
 		devstat data_pages; IDLE[$key]=$STAT
@@ -145,8 +158,11 @@ run_row() {
 		devstat qfull_events; CQF[$key]=$((${CQF[$key]:-0} + STAT))
 		devstat handler_wakeups; CWAKE[$key]=$((${CWAKE[$key]:-0} + STAT))
 		devstat data_in_deferred; CDEF[$key]=$((${CDEF[$key]:-0} + STAT))
+		# All counters of the run, on one line (after fio: not charged to the I/O).
+		echo "STATS target=rs store=$store rep=$rep row=$name" $(tr ' \n' '= ' <"$D/attrib/stats")
 	fi
-	python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" "$busy_c0" "$busy_c1" <<-'EOF'
+	python3 - "$t" "$store" "$rep" "$name" "$busy" "$RT" "$busy_c0" "$busy_c1" \
+		$((e1[0] - e0[0])) $((e1[1] - e0[1])) $((e1[2] - e0[2])) <<-'EOF'
 	import json, os, sys
 	t, store, rep, name = sys.argv[1:5]
 	busy, rt, hz = int(sys.argv[5]), int(sys.argv[6]), os.sysconf("SC_CLK_TCK")
@@ -162,8 +178,11 @@ run_row() {
 	       d["clat_ns"].get("percentile", {}).get("50.000000", 0)) / 1000
 	ios = d["iops"] * (rt + 1)
 	cpu = busy * 1e6 / hz / ios if ios else 0
+	# Context switches and IPIs received by CPU 0 / CPU 1, per I/O.
+	ctxt, ipi0, ipi1 = (int(x) / ios if ios else 0 for x in sys.argv[9:12])
 	print(f"RESULT target={t} store={store} rep={rep} row={name} iops={d['iops']:.1f} "
-	      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f} busy_cpu0={c0:.0f} busy_cpu1={c1:.0f}")
+	      f"bw_kib={d['bw']} p50_us={p50:.1f} cpu_us_io={cpu:.1f} busy_cpu0={c0:.0f} busy_cpu1={c1:.0f} "
+	      f"ctxt_io={ctxt:.2f} ipi0_io={ipi0:.2f} ipi1_io={ipi1:.2f}")
 	EOF
 	teardown "$t"
 }
@@ -183,12 +202,12 @@ done <<<"$MATRIX"
 
 
 # BENCH_PROFILE=ROW: instead of the matrix, a system-wide perf profile (cpu-clock, call
-# graphs) of row ROW on rs and on c: where the time goes, by symbol and by module.
+# graphs) of row ROW on rs, c and rd: where the time goes, by symbol and by module.
 profile() { # row
 	local t line name rw bs qd nj
 	line=$(grep "^$1 " <<<"$MATRIX") || { echo "no row $1"; return 1; }
 	read -r name rw bs qd nj <<<"$line"
-	for t in rs c; do
+	for t in rs c rd; do
 		modprobe tcm_loop
 		setup "$t" null || { teardown "$t"; return 1; }
 		perf record -q -a -g -e cpu-clock -F 2000 -o /tmp/perf-$t.data >/dev/null 2>&1 &

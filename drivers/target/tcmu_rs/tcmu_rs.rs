@@ -498,6 +498,10 @@ struct Stats {
     aborted: u64,
     qfull: u64,
     deferred: u64,
+    /// Large Data-In copied at once: too few commands on the ring, or submitted on the
+    /// handler's CPU.
+    defer_not_busy: u64,
+    defer_same_cpu: u64,
     ring_peak: u32,
     blocks_peak: u32,
 }
@@ -1006,6 +1010,8 @@ impl Ring {
         writeln!(f, "cmds_aborted {}", s.aborted)?;
         writeln!(f, "qfull_events {}", s.qfull)?;
         writeln!(f, "data_in_deferred {}", s.deferred)?;
+        writeln!(f, "data_in_not_deferred_idle {}", s.defer_not_busy)?;
+        writeln!(f, "data_in_not_deferred_same_cpu {}", s.defer_same_cpu)?;
         writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
         writeln!(f, "cmds_inflight {}", st.cmds.len())?;
         writeln!(f, "ring_used_bytes {}", st.ring.used())?;
@@ -1400,10 +1406,16 @@ impl Ring {
                             if !hdr.keep_buf && cmd.direction() == DataDir::FromDevice =>
                         {
                             let len = s.gather_len.map_or(0, |l| l as usize);
-                            if len >= DEFER_COPY_MIN && busy && cmd.cpu() != here {
-                                self.page_refs(pages, &inf.dbis, len).map(|r| (r, len))
-                            } else {
+                            if len < DEFER_COPY_MIN {
                                 None
+                            } else if !busy {
+                                stats.defer_not_busy += 1;
+                                None
+                            } else if cmd.cpu() == here {
+                                stats.defer_same_cpu += 1;
+                                None
+                            } else {
+                                self.page_refs(pages, &inf.dbis, len).map(|r| (r, len))
                             }
                         }
                         _ => None,
