@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Turns the RESULT/MEM lines of devtools/guest/bench.sh into BENCHMARKS.md: medians per
 target and row, ratios tcmu_rs/C and tcmu_rs/rd_mcp, QD1 latency, memory."""
-import os, platform, re, statistics, subprocess, sys
+import math, os, platform, random, re, statistics, subprocess, sys
 from collections import defaultdict
 
 log, out = sys.argv[1], sys.argv[2]
@@ -118,6 +118,28 @@ if below:
              "above 1.0 (the per-pass range straddles parity: not told apart from C by this "
              "run); " + (", ".join(sorted(set(below) - set(within))) or "none") +
              " stayed below 1.0 in every pass.")
+# All rows at once: the geometric mean of the per-pass rs/c ratios, with a 95 % bootstrap
+# interval (passes resampled within each row; fixed seed, so the report is reproducible).
+def gmean(v):
+    return math.exp(sum(math.log(x) for x in v) / len(v)) if v else 0.0
+
+per_row = {r: paired_all("rs", "c", "null", r) for r in rows}
+groups = [("all rows", rows), ("4 KiB rows", [r for r in rows if "-4k-" in r]),
+          ("large-transfer rows", [r for r in rows if "-4k-" not in r])]
+rng = random.Random(1)
+cis = []
+for label, rs_ in groups:
+    pools = [per_row[r] for r in rs_ if per_row[r]]
+    if not pools:
+        continue
+    point = gmean([x for p_ in pools for x in p_])
+    boot = sorted(gmean([x for p_ in pools for x in (rng.choice(p_) for _ in p_)])
+                  for _ in range(2000))
+    cis.append(f"{label} {point:.3f} [{boot[50]:.3f}, {boot[1949]:.3f}]")
+if cis:
+    L.append("Geometric mean of the per-pass rs/c ratios, with a 95 % bootstrap interval over the "
+             "passes: " + "; ".join(cis) + ". An interval that contains 1.0 means this run does "
+             "not tell the modules apart.")
 if any(x[4] or x[5] for v in res.values() for x in v):
     L.append("\nWhere the time goes: % busy of CPU 0 (fio, submission and completion work) and "
              "CPU 1 (the handler, and the reaping it triggers), medians:\n")
@@ -163,6 +185,21 @@ if counters:
              "copies moved off the handler's CPU (Documentation/target/tcmu-rs.rst).\n")
     for c in counters:
         L.append(f"- `{c}`")
+# Sections written by hand (experiments, analyses: their heading says "not produced by
+# `make bench`") survive a new run: they are carried over from the file being replaced.
+kept = []
+try:
+    keep = False
+    for l in open(out, errors="replace").read().splitlines():
+        if l.startswith("## "):
+            keep = "not produced by `make bench`" in l
+        if keep:
+            kept.append(l)
+except OSError:
+    pass
+if kept:
+    L.append("")
+    L.extend(kept)
 open(out, "w").write("\n".join(L) + "\n")
 top = next(i for i, l in enumerate(L) if l.startswith("| row"))
 print("\n".join(L[top:top + len(rows) + 2]))
