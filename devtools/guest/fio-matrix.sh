@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # fio with crc32c verification through tcm_loop and our handler (ram backstore):
-# randrw with block sizes 4k..1M at iodepth 1 and 64. TCMU_MODULE selects the module.
+# randrw with block sizes 4k..1M at iodepth 1 and 64, then (two CPUs or more) random writes of
+# 64k..512k with fio on CPU 0 and the handler on CPU 1 (on tcmu_rs their Data-Out copies are
+# handed off to the handler's CPU: the phase fails if none was). TCMU_MODULE selects the module.
 # Then, on tcmu_rs, 1 MiB reads at iodepth 16 and 4 MiB ones at iodepth 1 on a 2 MiB data area: the Data-In copies of
 # large reads are deferred to a work item, which holds the blocks until it is done, so the
 # commands waiting for space (qfull) only move on if that work frees them and wakes the
@@ -33,11 +35,26 @@ for qd in 1 64; do
 	grep -E "err=" /tmp/fio-m$qd.txt
 	grep -q "err= 0" /tmp/fio-m$qd.txt
 done
+# Large writes with the handler on CPU 1 and fio on CPU 0: tcmu_rs hands the Data-Out copy
+# of a write of 64 KiB or more that finds the handler asleep to a work item on the handler's
+# CPU (the command waits in the qfull queue meanwhile); verified like the rest.
+HANDOFF=0
+if [ "$(nproc)" -ge 2 ]; then
+	taskset -p -c 1 "$HPID" >/dev/null
+	taskset -c 0 fio --name=ho --filename="/dev/$sd" --allow_file_create=0 --rw=randwrite --bsrange=64k-512k \
+		--size=32M --verify=crc32c --iodepth=4 --ioengine=libaio --direct=1 --output=/tmp/fio-ho.txt
+	grep -E "err=" /tmp/fio-ho.txt
+	grep -q "err= 0" /tmp/fio-ho.txt
+	HANDOFF=1
+fi
 stat_of() { sed -n "s/^$2 //p" "$1/attrib/stats"; }
 if [ "$M" = tcmu_rs ]; then
 	n=$(stat_of "$D" data_in_deferred)
 	echo "data_in_deferred $n"
 	[ "${n:-0}" -gt 0 ] || { echo "no Data-In copy was deferred"; exit 1; }
+	n=$(stat_of "$D" data_out_handed_off)
+	echo "data_out_handed_off $n"
+	[ "$HANDOFF" = 0 ] || [ "${n:-0}" -gt 0 ] || { echo "no Data-Out copy was handed off"; exit 1; }
 	unexport_lun $WWN f
 	# The handler (--wait) picks up the new device.
 	make_user_dev "$D2" "dev_config=ram/fio1,dev_size=$((16 << 20)),max_data_area_mb=2"
@@ -58,7 +75,7 @@ if [ "$M" = tcmu_rs ]; then
 		--loops=4 --iodepth=1 --ioengine=libaio --direct=1 --output=/tmp/fio-small4m.txt
 	grep -E "err=" /tmp/fio-small4m.txt
 	grep -q "err= 0" /tmp/fio-small4m.txt
-	grep -E "^(data_in_deferred|qfull_events|data_blocks_used|cmds_inflight) " "$D2/attrib/stats"
+	grep -E "^(data_in_deferred|data_out_handed_off|qfull_events|data_blocks_used|cmds_inflight) " "$D2/attrib/stats"
 	[ "$(stat_of "$D2" data_in_deferred)" -gt 0 ] || { echo "no Data-In copy was deferred"; exit 1; }
 	[ "$(stat_of "$D2" qfull_events)" -gt 0 ] || { echo "the data area never filled"; exit 1; }
 fi

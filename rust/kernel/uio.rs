@@ -465,6 +465,18 @@ impl<T: Operations> Registration<T> {
         // SAFETY: `info` is registered for the lifetime of `self`.
         unsafe { bindings::uio_event_notify(self.info.get()) };
     }
+
+    /// Whether a process sleeps in `read()`/`poll()` on `/dev/uioN` right now (the UIO wait
+    /// queue is not empty, as `waitqueue_active()`). A hint only: it can change at once.
+    pub fn has_waiters(&self) -> bool {
+        // SAFETY: `uio_dev` is set at registration and valid for the lifetime of `self`; the
+        // wait queue head is initialised by the UIO core and lives as long as the device.
+        let head = unsafe { &raw const (*(*self.info.get()).uio_dev).wait.head };
+        // SAFETY: `head` is a live list head; its `next` pointer is read without the queue's
+        // lock, as `waitqueue_active()` does with `READ_ONCE()`.
+        let next = unsafe { ptr::read_volatile(&raw const (*head).next) };
+        !ptr::eq(next.cast_const(), head)
+    }
 }
 
 #[pinned_drop]

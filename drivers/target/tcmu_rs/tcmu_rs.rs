@@ -11,8 +11,11 @@
 //! `Ring::waker` is innermost (taken with any of them held, or none).
 //! `Reclaimer::rings` is taken alone (the reclaim work copies the list, then locks each ring).
 
+// `pin_init!` of `Ring` and `RingState` expands past the default limit of 128.
+#![recursion_limit = "256"]
+
 use core::fmt::Write as _;
-use core::sync::atomic::{fence, AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use kernel::{
     alloc::flags::{GFP_KERNEL, GFP_NOIO, __GFP_ZERO},
     c_str, fmt,
@@ -311,8 +314,10 @@ struct Ring {
     timer: ArcTimer<Ring>,
     /// The timer fired: `work` must fail the expired commands.
     expire_due: AtomicBool,
-    /// Runs the deferred Data-In copies (on a command's submitting CPU) and the timer's
-    /// expiry.
+    /// Large writes queued from the handler's CPU.
+    handoff: Handoff,
+    /// Runs the deferred Data-In copies (on a command's submitting CPU), the queueing of
+    /// handed-off writes (on the handler's CPU) and the timer's expiry.
     #[pin]
     work: ArcWork<Ring>,
     /// Wakes up the handler from `work` (commands it moved from qfull to the ring).
@@ -335,6 +340,9 @@ impl ArcTimerCallback for Ring {
 impl ArcWorkCallback for Ring {
     fn run(this: Arc<Self>) {
         this.copy_deferred();
+        if this.handoff.due.swap(false, Ordering::AcqRel) {
+            this.run_handoff();
+        }
         if this.expire_due.swap(false, Ordering::AcqRel) {
             this.expire();
         }
@@ -345,6 +353,22 @@ impl ArcWorkCallback for Ring {
 struct Tmr {
     tmr_type: u8,
     cmd_ids: KVec<u16>,
+}
+
+/// Where and when `Ring::work` queues handed-off writes (see [`Ring::handoff_cpu`]).
+struct Handoff {
+    /// The CPU of the handler's last completion write (a hint; -1 before the first).
+    cpu: AtomicI32,
+    /// A large write was handed off: `work` must put the waiting commands on the ring.
+    due: AtomicBool,
+}
+
+/// Puts `cmd` at the end of the qfull queue, waiting until `deadline`.
+fn push_waiting(st: &mut RingState, cmd: PendingCmd<User>, deadline: Jiffies) {
+    cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
+    st.qseq = st.qseq.wrapping_add(1);
+    // A failed push drops (and so fails) the command.
+    let _ = st.qfull.push(Queued { cmd, deadline });
 }
 
 /// A command waiting for ring or data space.
@@ -450,6 +474,9 @@ const DEFER_COPY_MIN: usize = 64 * 1024;
 /// (measured: 1 MiB reads at iodepth 8, 128 commands of 64 KiB, gained 29%; 64 KiB reads at
 /// iodepth 8 lost 20%).
 const DEFER_MIN_INFLIGHT: usize = 16;
+/// Data-Out of at least this many bytes is copied on the handler's CPU while the handler
+/// sleeps (see [`Ring::handoff_cpu`]); smaller copies cost less than the hop.
+const HANDOFF_MIN: usize = 64 * 1024;
 
 /// A command on the ring.
 struct Inflight {
@@ -502,6 +529,8 @@ struct Stats {
     /// handler's CPU.
     defer_not_busy: u64,
     defer_same_cpu: u64,
+    /// Large writes whose Data-Out copy was handed off to the handler's CPU.
+    handoff: u64,
     ring_peak: u32,
     blocks_peak: u32,
 }
@@ -816,6 +845,7 @@ impl Ring {
                 mapping <- uio::OpenMapping::new(),
                 timer <- ArcTimer::new(),
                 expire_due: AtomicBool::new(false),
+                handoff: Handoff { cpu: AtomicI32::new(-1), due: AtomicBool::new(false) },
                 work <- ArcWork::new(c_str!("tcmu_rs::Ring::work"), kernel::static_lock_class!()),
                 waker <- uio::Waker::new(),
                 st <- new_mutex!(RingState {
@@ -839,16 +869,27 @@ impl Ring {
 
     /// Queues `cmd` on the ring, or in the qfull queue. Returns whether it went on the ring
     /// (the handler must be woken up; not if it waits for space).
-    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>) -> Result<bool, Rejected<User>> {
+    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>, handler_idle: bool) -> Result<bool, Rejected<User>> {
         let mut st = self.st.lock();
         if st.broken || st.dead {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         }
         // Keep the order: nothing overtakes commands already waiting.
-        let res = if st.qfull.is_empty() {
-            self.try_ring(&mut st, cmd)
-        } else {
+        let res = if !st.qfull.is_empty() {
             Err(NotQueued::NoSpace(cmd))
+        } else if let Some((cpu, wait)) = self.handoff_cpu(&st, &cmd, handler_idle) {
+            // It waits in the qfull queue, which keeps the order of the commands after it and
+            // its timeout, abort, block and teardown handling; `work` takes it from there.
+            let deadline = deadline_in(wait);
+            st.stats.handoff += 1;
+            push_waiting(&mut st, cmd, deadline);
+            drop(st);
+            ArcTimer::arm_earlier(self, deadline);
+            self.handoff.due.store(true, Ordering::Release);
+            ArcWork::schedule_on(self.clone(), cpu);
+            return Ok(false);
+        } else {
+            self.try_ring(&mut st, cmd)
         };
         match res {
             Ok(deadline) => {
@@ -865,14 +906,52 @@ impl Ring {
                 };
                 let deadline = deadline_in(wait);
                 st.stats.qfull += 1;
-                cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
-                st.qseq = st.qseq.wrapping_add(1);
-                // A failed push drops (and so fails) the command.
-                let _ = st.qfull.push(Queued { cmd, deadline });
+                push_waiting(&mut st, cmd, deadline);
                 drop(st);
                 ArcTimer::arm_earlier(self, deadline);
                 Ok(false)
             }
+        }
+    }
+
+    /// Where to hand off `cmd`, a large write, instead of copying its Data-Out here, and for
+    /// how long it may wait: the handler's CPU, if the handler sleeps waiting for commands (so
+    /// its CPU has time for the copy) and it is another CPU than this one. `None`: queue it
+    /// here, as usual (also when waiting is not allowed, `qfull_time_out` 0, and for a
+    /// command `try_ring` would refuse: it is refused here, with its reason).
+    fn handoff_cpu(&self, st: &RingState, cmd: &PendingCmd<User>, handler_idle: bool) -> Option<(i32, u64)> {
+        let len = cmd.data_length();
+        if !handler_idle
+            || cmd.direction() != DataDir::ToDevice
+            || (len as usize) < HANDOFF_MIN
+            || self.settings.blocked.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        // As `try_ring`'s checks: at most one iovec per block.
+        let n = blocks::blocks_for(len.into(), self.blk_size)?;
+        if n > st.blocks.max_blocks() {
+            return None;
+        }
+        let (_, total) = entry::cmd_entry_size(n as usize, cmd.cdb().len())?;
+        if total > (self.cmdr_size / 2) as usize {
+            return None;
+        }
+        let cpu = self.handoff.cpu.load(Ordering::Relaxed);
+        if cpu < 0 || cpu == current_cpu() {
+            return None;
+        }
+        Some((cpu, self.settings.qfull_wait_ms()?))
+    }
+
+    /// Puts handed-off writes (and the commands queued behind them) on the ring, from `work`
+    /// on the handler's CPU, and wakes the handler if any went on.
+    fn run_handoff(&self) {
+        let mut st = self.st.lock();
+        let queued = !st.dead && !st.broken && st.tmr_queue.is_empty() && self.run_qfull(&mut st);
+        drop(st);
+        if queued {
+            self.waker.notify();
         }
     }
 
@@ -1012,6 +1091,7 @@ impl Ring {
         writeln!(f, "data_in_deferred {}", s.deferred)?;
         writeln!(f, "data_in_not_deferred_idle {}", s.defer_not_busy)?;
         writeln!(f, "data_in_not_deferred_same_cpu {}", s.defer_same_cpu)?;
+        writeln!(f, "data_out_handed_off {}", s.handoff)?;
         writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
         writeln!(f, "cmds_inflight {}", st.cmds.len())?;
         writeln!(f, "ring_used_bytes {}", st.ring.used())?;
@@ -1634,6 +1714,7 @@ impl uio::Operations for Ring {
 
     fn irqcontrol(this: ArcBorrow<'_, Self>, notifier: &Notifier, _value: i32) -> Result {
         let this: Arc<Self> = this.into();
+        this.handoff.cpu.store(current_cpu(), Ordering::Relaxed);
         if this.reap() {
             notifier.notify();
         }
@@ -2076,7 +2157,7 @@ impl Backend for User {
         };
         // Plugged: one wake-up at `unplug` for the whole batch (as C). The order of the flag
         // operations (here and in `unplug`) makes sure one of the two sides notifies.
-        if reg.data().queue(cmd)? {
+        if reg.data().queue(cmd, reg.has_waiters())? {
             dev.notify_pending.store(true, Ordering::SeqCst);
             if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
                 wake_handler(reg);
