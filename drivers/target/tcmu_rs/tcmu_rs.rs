@@ -527,7 +527,7 @@ struct Stats {
     deferred: u64,
     /// Large Data-In copied at once: too few commands on the ring, or submitted on the
     /// handler's CPU.
-    defer_not_busy: u64,
+    defer_idle: u64,
     defer_same_cpu: u64,
     /// Large writes whose Data-Out copy was handed off to the handler's CPU.
     handoff: u64,
@@ -869,7 +869,13 @@ impl Ring {
 
     /// Queues `cmd` on the ring, or in the qfull queue. Returns whether it went on the ring
     /// (the handler must be woken up; not if it waits for space).
-    fn queue(self: &Arc<Self>, cmd: PendingCmd<User>, handler_idle: bool) -> Result<bool, Rejected<User>> {
+    /// `handler_idle` tells whether the handler sleeps waiting for commands (asked only for a
+    /// large write).
+    fn queue(
+        self: &Arc<Self>,
+        cmd: PendingCmd<User>,
+        handler_idle: impl FnOnce() -> bool,
+    ) -> Result<bool, Rejected<User>> {
         let mut st = self.st.lock();
         if st.broken || st.dead {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
@@ -918,25 +924,24 @@ impl Ring {
     /// how long it may wait: the handler's CPU, if the handler sleeps waiting for commands (so
     /// its CPU has time for the copy) and it is another CPU than this one. `None`: queue it
     /// here, as usual (also when waiting is not allowed, `qfull_time_out` 0, and for a
-    /// command `try_ring` would refuse: it is refused here, with its reason).
-    fn handoff_cpu(&self, st: &RingState, cmd: &PendingCmd<User>, handler_idle: bool) -> Option<(i32, u64)> {
+    /// command `try_ring` may refuse: it is refused there, with its reason).
+    fn handoff_cpu(
+        &self,
+        st: &RingState,
+        cmd: &PendingCmd<User>,
+        handler_idle: impl FnOnce() -> bool,
+    ) -> Option<(i32, u64)> {
         let len = cmd.data_length();
-        if !handler_idle
-            || cmd.direction() != DataDir::ToDevice
+        if cmd.direction() != DataDir::ToDevice
             || (len as usize) < HANDOFF_MIN
             || self.settings.blocked.load(Ordering::Relaxed)
+            || !handler_idle()
         {
             return None;
         }
-        // As `try_ring`'s checks: at most one iovec per block.
-        let n = blocks::blocks_for(len.into(), self.blk_size)?;
-        if n > st.blocks.max_blocks() {
-            return None;
-        }
-        let (_, total) = entry::cmd_entry_size(n as usize, cmd.cdb().len())?;
-        if total > (self.cmdr_size / 2) as usize {
-            return None;
-        }
+        // `try_ring`'s size checks, with the most iovecs the blocks can take (one per block).
+        let (n, _) = self.blocks_needed(st, len, 0)?;
+        self.entry_size(n as usize, cmd.cdb().len()).ok()?;
         let cpu = self.handoff.cpu.load(Ordering::Relaxed);
         if cpu < 0 || cpu == current_cpu() {
             return None;
@@ -948,7 +953,7 @@ impl Ring {
     /// on the handler's CPU, and wakes the handler if any went on.
     fn run_handoff(&self) {
         let mut st = self.st.lock();
-        let queued = !st.dead && !st.broken && st.tmr_queue.is_empty() && self.run_qfull(&mut st);
+        let queued = self.retry_waiting(&mut st);
         drop(st);
         if queued {
             self.waker.notify();
@@ -1089,7 +1094,7 @@ impl Ring {
         writeln!(f, "cmds_aborted {}", s.aborted)?;
         writeln!(f, "qfull_events {}", s.qfull)?;
         writeln!(f, "data_in_deferred {}", s.deferred)?;
-        writeln!(f, "data_in_not_deferred_idle {}", s.defer_not_busy)?;
+        writeln!(f, "data_in_not_deferred_idle {}", s.defer_idle)?;
         writeln!(f, "data_in_not_deferred_same_cpu {}", s.defer_same_cpu)?;
         writeln!(f, "data_out_handed_off {}", s.handoff)?;
         writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
@@ -1195,7 +1200,7 @@ impl Ring {
             }
         }
         // Only data space was freed: retry commands unless TMRs wait (as C).
-        Ok(st.tmr_queue.is_empty() && self.run_qfull(&mut st))
+        Ok(self.retry_waiting(&mut st))
     }
 
     /// Frees the buffers kept for a handler that closed the device: a new handler cannot know
@@ -1210,32 +1215,48 @@ impl Ring {
                 freed = true;
             }
         }
-        if freed && st.tmr_queue.is_empty() {
-            self.run_qfull(&mut st);
+        if freed {
+            self.retry_waiting(&mut st);
+        }
+    }
+
+    /// The data blocks of a command with `data_len` bytes (and `bidi_len` bidi Data-In
+    /// bytes): the first and the bidi ones; `None` if the data area can never hold them.
+    fn blocks_needed(&self, st: &RingState, data_len: u32, bidi_len: u32) -> Option<(u32, u32)> {
+        let n_first = blocks::blocks_for(data_len.into(), self.blk_size)?;
+        let n_bidi = blocks::blocks_for(bidi_len.into(), self.blk_size)?;
+        let fits = u64::from(n_first) + u64::from(n_bidi) <= u64::from(st.blocks.max_blocks());
+        fits.then_some((n_first, n_bidi))
+    }
+
+    /// The offset of the iovecs in, and the size of, a command entry with `iovs` iovecs and a
+    /// CDB of `cdb_len` bytes. `Err(size)` if it can never fit the ring: entries take at most
+    /// half of it, as in C.
+    fn entry_size(&self, iovs: usize, cdb_len: usize) -> Result<(usize, usize), usize> {
+        match entry::cmd_entry_size(iovs, cdb_len) {
+            Some((base, total)) if total <= (self.cmdr_size / 2) as usize => Ok((base, total)),
+            size => Err(size.map_or(usize::MAX, |(_, total)| total)),
         }
     }
 
     /// Puts `cmd` on the ring; returns its deadline.
     fn try_ring(&self, st: &mut RingState, cmd: PendingCmd<User>) -> Result<Option<Jiffies>, NotQueued> {
+        // As C's `queue_cmd_ring`: nothing goes on a ring the handler broke.
+        if st.broken {
+            return Err(NotQueued::Fail(cmd, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
+        }
         if self.settings.blocked.load(Ordering::Relaxed) {
             return Err(NotQueued::Fail(cmd, TCM_LUN_BUSY));
         }
         let dir = cmd.direction();
         let data_len = cmd.data_length();
         let bidi_len = if dir == DataDir::Bidi { cmd.bidi_sg().len() as u32 } else { 0 };
-        let n_first = blocks::blocks_for(data_len.into(), self.blk_size);
-        let n_bidi = blocks::blocks_for(bidi_len.into(), self.blk_size);
-        let (Some(n_first), Some(n_bidi)) = (n_first, n_bidi) else {
+        let Some((n_first, n_bidi)) = self.blocks_needed(st, data_len, bidi_len) else {
+            let len = u64::from(data_len) + u64::from(bidi_len);
+            pr_warn_ratelimited!("request of {} bytes is too big for the data area\n", len);
             return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
         };
         let n = n_first as usize + n_bidi as usize;
-        if n > st.blocks.max_blocks() as usize {
-            pr_warn_ratelimited!(
-                "request of {} bytes is too big for the data area\n",
-                u64::from(data_len) + u64::from(bidi_len)
-            );
-            return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
-        }
         let Ok(mut dbis) = SmallVec::<u32, INLINE_BLOCKS>::filled(0, n) else {
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
@@ -1252,15 +1273,14 @@ impl Ring {
         let iov_cnt = blocks::iov_count(first);
         let iov_bidi_cnt = blocks::iov_count(bidi);
         let cdb = cmd.cdb();
-        let Some((base, total)) = entry::cmd_entry_size(iov_cnt + iov_bidi_cnt, cdb.len()) else {
-            st.blocks.free(&dbis);
-            return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
+        let (base, total) = match self.entry_size(iov_cnt + iov_bidi_cnt, cdb.len()) {
+            Ok(size) => size,
+            Err(total) => {
+                st.blocks.free(&dbis);
+                pr_warn_ratelimited!("request of {} bytes is too big for the ring\n", total);
+                return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
+            }
         };
-        if total > (self.cmdr_size / 2) as usize {
-            st.blocks.free(&dbis);
-            pr_warn_ratelimited!("request of {} bytes is too big for the ring\n", total);
-            return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
-        }
         if !st.ring.fits(total as u32) {
             st.blocks.free(&dbis);
             return Err(NotQueued::NoSpace(cmd));
@@ -1405,6 +1425,8 @@ impl Ring {
                 Err(why) => {
                     pr_warn_ratelimited!("ring broken: {}\n", why);
                     st.broken = true;
+                    // Waiting commands fail now (`try_ring` refuses them), not at their timeout.
+                    self.run_qfull(&mut st);
                     return false;
                 }
                 // A full batch: complete it unlocked, then reap on (re-reading the tail).
@@ -1489,7 +1511,7 @@ impl Ring {
                             if len < DEFER_COPY_MIN {
                                 None
                             } else if !busy {
-                                stats.defer_not_busy += 1;
+                                stats.defer_idle += 1;
                                 None
                             } else if cmd.cpu() == here {
                                 stats.defer_same_cpu += 1;
@@ -1582,7 +1604,7 @@ impl Ring {
             while let Some(d) = batch.pop() {
                 st.blocks.free(&d.dbis);
             }
-            let queued = !st.dead && !st.broken && st.tmr_queue.is_empty() && self.run_qfull(&mut st);
+            let queued = self.retry_waiting(&mut st);
             if !st.dead {
                 self.reclaim_if_idle(&st);
             }
@@ -1639,6 +1661,13 @@ impl Ring {
             }
         }
         (Done { cmd, status: s.scsi_status, len: s.read_len }, copied)
+    }
+
+    /// Retries the waiting commands after space was freed or a handed-off write is due, unless
+    /// TMR notifications wait (they go first, as in C) or the device is gone. Returns whether
+    /// any went on the ring (the caller wakes the handler). On a broken ring they fail.
+    fn retry_waiting(&self, st: &mut RingState) -> bool {
+        !st.dead && st.tmr_queue.is_empty() && self.run_qfull(st)
     }
 
     /// Moves waiting commands to the ring while there is room. Returns whether any moved.
@@ -2157,7 +2186,7 @@ impl Backend for User {
         };
         // Plugged: one wake-up at `unplug` for the whole batch (as C). The order of the flag
         // operations (here and in `unplug`) makes sure one of the two sides notifies.
-        if reg.data().queue(cmd, reg.has_waiters())? {
+        if reg.data().queue(cmd, || reg.has_waiters())? {
             dev.notify_pending.store(true, Ordering::SeqCst);
             if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
                 wake_handler(reg);

@@ -1202,6 +1202,89 @@ TEST_F(fail, misbehave_read_len_too_big)
 	misbehave(_metadata, self, MB_READ_LEN_TOO_BIG);
 }
 
+/*
+ * The handler breaks the ring (a completion with an unknown cmd_id) while a WRITE waits for
+ * data space (the data area is full of kept buffers; qfull_time_out 5). tcmu_rs fails the
+ * waiting WRITE at once, with LOGICAL UNIT COMMUNICATION FAILURE, as it refuses new commands
+ * on a broken ring; target_core_user leaves it waiting until qfull_time_out (a deliberate
+ * difference, checked on both). After reset_ring the device works again.
+ */
+TEST_F_TIMEOUT(fail, broken_ring_fails_waiting, 60)
+{
+	struct ring *r = &self->r;
+	uint8_t cdb[10], vop[10] = { VENDOR_OP };
+	uint16_t ids[QF_FILL];
+	unsigned int ncmds;
+	struct job *t, *w;
+	char d[256];
+	long first, err0;
+	int c = is_c_module(), ret;
+
+	dev_start_tmo(_metadata, self, QF_PARAMS, "30");
+	ASSERT_EQ(0, write_file(DEV "/attrib/qfull_time_out", "5"));
+	fill_data_area(_metadata, self, ids, QF_FILL);
+	/* A command without data (no data blocks) on the ring, held. */
+	t = job_timed(self, vop, 10, SG_DXFER_NONE, 0, 30000);
+	job_start(t);
+	ASSERT_EQ(1, wait_held(r, 1, 5000)) MSG("the vendor command did not reach the ring");
+	ncmds = r->ncmds;
+	/* A WRITE that waits for data space; then the handler breaks the ring. */
+	cdb_rw10(cdb, 0x2a, 5000, QF_BLOCKS);
+	w = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 30000);
+	job_start(w);
+	sleep_ms(300);
+	EXPECT_FALSE(job_done(w)) MSG("the WRITE did not wait: %s", job_str(w, d, sizeof(d)));
+	self->needs_reset = 1;
+	err0 = sdev_counter(self, "ioerr_cnt");
+	pthread_mutex_lock(&r->lock);
+	{
+		struct cmd *tc = r->held[0];
+		struct tcmu_cmd_entry *e = (void *)(r->cmdr + tc->off);
+
+		rsp_good(r, tc);
+		e->hdr.cmd_id = tc->id ^ 0x8000;
+		set_tail(r, (tc->off + tc->len) % r->cmdr_size);
+		ring_kick(r);
+		held_drop(r, tc);
+	}
+	r->hold = 0;
+	pthread_mutex_unlock(&r->lock);
+	/* Its first failure: it ends, or the midlayer counts an error and retries it. */
+	first = -1;
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < 12000; sleep_ms(2)) {
+		if (job_done(w) || sdev_counter(self, "ioerr_cnt") > err0) {
+			first = now_ms() - t0;
+			break;
+		}
+	}
+	TH_LOG("%s: the waiting WRITE %ld ms after the ring broke: %s (%s)", module_name(), first,
+	       job_done(w) ? job_str(w, d, sizeof(d)) : "an error, retried", status_name(w->h.status));
+	ASSERT_LE(0, first) MSG("the waiting WRITE has not failed 12 s after the ring broke");
+	EXPECT_EQ(ncmds, r->ncmds) MSG("the waiting WRITE reached the broken ring");
+	if (c) {
+		EXPECT_LE(3500, first) MSG("target_core_user failed the waiting WRITE after %ld ms", first);
+	} else {
+		ASSERT_TRUE(job_wait(w, 1000)) MSG("the waiting WRITE was retried");
+		job_str(w, d, sizeof(d));
+		EXPECT_FALSE(job_ok(w)) MSG("the waiting WRITE succeeded on a broken ring");
+		EXPECT_GE(2000, first) MSG("the waiting WRITE failed only %ld ms after the ring broke", first);
+		EXPECT_TRUE(is_lu_comm_failure(w)) MSG("the waiting WRITE: %s", d);
+	}
+	/* The vendor command on the broken ring ends at the reset. */
+	pthread_mutex_lock(&r->lock);
+	ret = write_file(DEV "/action/reset_ring", "1");
+	if (!ret) {
+		r->rd = 0;
+		while (r->nheld)
+			held_drop(r, r->held[0]);
+	}
+	pthread_mutex_unlock(&r->lock);
+	ASSERT_EQ(0, ret) MSG("reset_ring: %s", strerror(-ret));
+	self->needs_reset = 0;
+	ASSERT_TRUE(job_wait(t, 5000)) MSG("the vendor command still pending after reset_ring");
+	read_ok(_metadata, self, 7, "after the broken ring's reset");
+}
+
 /* ----------------------------------------------------------------------------------- */
 /* Attributes                                                                           */
 
