@@ -1237,16 +1237,8 @@ TEST_F_TIMEOUT(fail, broken_ring_fails_waiting, 60)
 	self->needs_reset = 1;
 	err0 = sdev_counter(self, "ioerr_cnt");
 	pthread_mutex_lock(&r->lock);
-	{
-		struct cmd *tc = r->held[0];
-		struct tcmu_cmd_entry *e = (void *)(r->cmdr + tc->off);
-
-		rsp_good(r, tc);
-		e->hdr.cmd_id = tc->id ^ 0x8000;
-		set_tail(r, (tc->off + tc->len) % r->cmdr_size);
-		ring_kick(r);
-		held_drop(r, tc);
-	}
+	mb_complete_badly(r, r->held[0], MB_UNKNOWN_CMD_ID);
+	held_drop(r, r->held[0]);
 	r->hold = 0;
 	pthread_mutex_unlock(&r->lock);
 	/* Its first failure: it ends, or the midlayer counts an error and retries it. */
@@ -1271,14 +1263,7 @@ TEST_F_TIMEOUT(fail, broken_ring_fails_waiting, 60)
 		EXPECT_TRUE(is_lu_comm_failure(w)) MSG("the waiting WRITE: %s", d);
 	}
 	/* The vendor command on the broken ring ends at the reset. */
-	pthread_mutex_lock(&r->lock);
-	ret = write_file(DEV "/action/reset_ring", "1");
-	if (!ret) {
-		r->rd = 0;
-		while (r->nheld)
-			held_drop(r, r->held[0]);
-	}
-	pthread_mutex_unlock(&r->lock);
+	ret = ring_reset(self);
 	ASSERT_EQ(0, ret) MSG("reset_ring: %s", strerror(-ret));
 	self->needs_reset = 0;
 	ASSERT_TRUE(job_wait(t, 5000)) MSG("the vendor command still pending after reset_ring");
