@@ -137,6 +137,14 @@ if full; then
 	unload tcmu_rs fio-matrix
 fi
 
+# Layer 4c: a sustained overload of a one-block data area (300000 commands, nearly all of
+# them waiting for space in a queue that never empties; none may fail), against each module.
+for m in $MODS; do
+	layer qfull-soak-$m env TCMU_MODULE=$m bash /tcmu/qfull-soak.sh
+	grep "^qfull soak on" /tmp/qfull-soak-$m.log
+	unload "$m" qfull-soak-$m
+done
+
 # Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
 for m in $MODS; do
 	layer e2e-tcmu-runner-$m env TCMU_MODULE=$m bash /tcmu/runner-e2e.sh

@@ -79,6 +79,41 @@ echo 2048 >$P/global_max_data_area_mb
 fio_verify || fail "fio verify with the default limit"
 [ "$(stat_of data_pages)" -gt 0 ] || fail "pages freed below the limit"
 echo "default limit: data_pages $(stat_of data_pages)"
+# A busy device's allocations enforce the limit too (as C, whose block allocation schedules
+# the unmap work when it goes over): rc idles holding its pages under the limit, then rc2's
+# commands take the total over it while the handler is stopped (so rc2 never goes idle and
+# nothing is reaped); rc's pages must go meanwhile.
+D2=$CFG/core/user_9/rc2
+WWN2=naa.5001405000000092
+mkdir -p "$D2"
+echo -n "dev_config=ram/rc2,dev_size=$((64 << 20)),max_data_area_mb=32" >"$D2/control"
+echo 1 >"$D2/enable"
+export_lun $WWN2 "$D2" l
+sd2=$(wait_disk) || { echo "no disk for rc2"; exit 1; }
+held=$(stat_of data_pages)
+lim_mb=$((held / 256 + 4))
+echo $lim_mb >$P/global_max_data_area_mb
+sleep 1
+[ "$(stat_of data_pages)" = "$held" ] || fail "rc's pages went under the limit ($held pages, limit $lim_mb MiB)"
+kill -STOP "$hpid"
+fio --name=busy --filename="/dev/$sd2" --allow_file_create=0 --rw=write --bs=1M --iodepth=32 \
+	--ioengine=libaio --direct=1 --size=32M >/tmp/rc2-fio.log 2>&1 &
+fpid=$!
+freed=0
+for i in $(seq 50); do
+	[ "$(stat_of data_pages)" -lt "$held" ] && { freed=1; break; }
+	sleep 0.1
+done
+busy=$(sed -n 's/^cmds_inflight //p' "$D2/attrib/stats")
+echo "rc2 busy over a limit of $lim_mb MiB: rc data_pages $held -> $(stat_of data_pages) after $((i / 10)) s, rc2 $busy in flight, global $(stat_of global_data_pages)"
+kill -CONT "$hpid"
+[ "$busy" -gt 0 ] || fail "rc2 had no command in flight"
+[ $freed = 1 ] || fail "the idle device kept its $held pages while another one took the total over the limit"
+wait $fpid || { tail -20 /tmp/rc2-fio.log; fail "fio on rc2"; }
+unexport_lun $WWN2 l
+rmdir "$D2"
+echo 2048 >$P/global_max_data_area_mb
+
 # Plugging (tcm_loop submits through the target core's queue): at most one wake-up per command.
 w=$(stat_of handler_wakeups) n=$(stat_of cmds_submitted)
 echo "plug: $w handler wake-ups for $n commands"

@@ -23,6 +23,7 @@
 #include "tcmu_util.h"
 
 #include <sys/prctl.h>
+#include <setjmp.h>
 #include <signal.h>
 
 #define PROBE_TIMEOUT_MS	5000
@@ -1473,6 +1474,216 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	ATTR_WRITE("dev_config", "selftest/z", ESRCH);
 	ATTR_IS("dev_config", DEV_CONFIG "\n");
 	read_ok(_metadata, self, 3, "attributes");
+}
+
+/* ----------------------------------------------------------------------------------- */
+/* Regressions of the review defects (each failed on tcmu_rs before its fix)           */
+
+/*
+ * block_dev=1 fails the commands waiting for data space with BUSY and no sense (C's
+ * tcmu_block_dev: run_qfull_queue(udev, true)), which tcmu-runner's recovery (block,
+ * reset_ring, unblock) relies on; the midlayer retries BUSY until the SG_IO timeout.
+ */
+TEST_F_TIMEOUT(fail, block_dev_fails_waiting_busy, 60)
+{
+	struct ring *r = &self->r;
+	uint16_t ids[QF_FILL];
+	unsigned int ncmds;
+	uint8_t cdb[10];
+	char d[256];
+	struct job *w;
+
+	dev_start_tmo(_metadata, self, QF_PARAMS, "30");
+	ASSERT_EQ(0, write_file(DEV "/attrib/qfull_time_out", "30"));
+	fill_data_area(_metadata, self, ids, QF_FILL);
+	ncmds = r->ncmds;
+	cdb_rw10(cdb, 0x2a, 7000, QF_BLOCKS);
+	w = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 3000);
+	job_start(w);
+	sleep_ms(500);
+	EXPECT_FALSE(job_done(w)) MSG("the WRITE did not wait for data space: %s",
+				      job_str(w, d, sizeof(d)));
+	ASSERT_EQ(0, write_file(DEV "/action/block_dev", "1"));
+	ASSERT_TRUE(job_wait(w, 15000)) MSG("the waiting WRITE still pending 15 s after block_dev=1");
+	job_str(w, d, sizeof(d));
+	TH_LOG("%s: the waiting WRITE after block_dev=1: %s (%s)", module_name(), d,
+	       status_name(w->h.status));
+	EXPECT_EQ(0, w->rc);
+	EXPECT_EQ(SAM_STAT_BUSY, w->h.status) MSG("the waiting WRITE after block_dev=1: %s", d);
+	EXPECT_EQ(0, w->h.sb_len_wr) MSG("the waiting WRITE after block_dev=1: %s", d);
+	EXPECT_EQ(ncmds, r->ncmds) MSG("the waiting WRITE reached the ring of a blocked device");
+	ASSERT_EQ(0, write_file(DEV "/action/block_dev", "0"));
+	for (int i = 0; i < QF_FILL; i++)
+		free_kept(_metadata, ids[i]);
+	r->hold = 0;
+	read_ok(_metadata, self, 15, "after block_dev=0");
+}
+
+/*
+ * A command that waited for space (qfull_time_out 60) and then went on the ring times out
+ * cmd_time_out (5 s) after that, not when its qfull deadline would have passed.
+ */
+TEST_F_TIMEOUT(fail, ring_timeout_after_waiting, 90)
+{
+	struct ring *r = &self->r;
+	uint16_t ids[QF_FILL];
+	uint8_t cdb[10];
+	char d[256];
+	struct job *w;
+	uint64_t t0;
+	long ms;
+
+	dev_start_tmo(_metadata, self, QF_PARAMS, "5");
+	ASSERT_EQ(0, write_file(DEV "/attrib/qfull_time_out", "60"));
+	fill_data_area(_metadata, self, ids, QF_FILL);
+	cdb_rw10(cdb, 0x2a, 7000, QF_BLOCKS);
+	w = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 40000);
+	job_start(w);
+	/* Past the timeout of the WRITEs that filled the data area: only its qfull deadline
+	 * is due now. */
+	sleep_ms(6500);
+	EXPECT_FALSE(job_done(w)) MSG("the WRITE did not wait for data space: %s",
+				      job_str(w, d, sizeof(d)));
+	/* Room for it: it goes on the ring, where the handler holds it. */
+	free_kept(_metadata, ids[0]);
+	ASSERT_EQ(1, wait_held(r, 1, 5000)) MSG("the waiting WRITE did not reach the ring");
+	t0 = now_ms();
+	ASSERT_TRUE(job_wait(w, 30000)) MSG("the WRITE on the ring did not time out in 30 s");
+	ms = w->t_done - t0;
+	TH_LOG("%s: the WRITE timed out %ld ms after it went on the ring: %s", module_name(), ms,
+	       job_str(w, d, sizeof(d)));
+	EXPECT_FALSE(job_ok(w)) MSG("the held WRITE succeeded: %s", d);
+	/* C rounds deadlines up to a whole second, then its work runs. */
+	EXPECT_LE(4000, ms) MSG("timed out after %ld ms", ms);
+	EXPECT_GE(9000, ms) MSG("timed out after %ld ms (cmd_time_out is 5 s)", ms);
+	/* The handler's late completion is ignored. */
+	pthread_mutex_lock(&r->lock);
+	EXPECT_EQ(0, complete_good(r, r->held[0]));
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 1; i < QF_FILL; i++)
+		free_kept(_metadata, ids[i]);
+	r->hold = 0;
+	read_ok(_metadata, self, 17, "after the timeout");
+}
+
+static sigjmp_buf bus_jmp;
+
+static void on_sigbus(int sig)
+{
+	siglongjmp(bus_jmp, 1);
+}
+
+/* Copies page P of MAP into OUT; returns 0, or -1 if the access raised SIGBUS. */
+static int page_copy(const uint8_t *map, size_t p, uint8_t *out, size_t pg)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus }, old;
+	int ret = 0;
+
+	sigaction(SIGBUS, &sa, &old);
+	if (sigsetjmp(bus_jmp, 1))
+		ret = -1;
+	else
+		memcpy(out, map + p * pg, pg);
+	sigaction(SIGBUS, &old, NULL);
+	return ret;
+}
+
+/*
+ * What is left of a mapping after a split (here: munmap of its first page) shows the same
+ * pages as a whole mapping of the device, never another page. DIFFERENCE: target_core_user
+ * sends SIGBUS there (tcmu_find_mem_index() takes the split mapping's vm_pgoff for a map
+ * index); tcmu_rs serves the right page.
+ */
+TEST_F_TIMEOUT(fail, mapping_split_same_pages, 60)
+{
+	struct ring *r = &self->r;
+	size_t pg = sysconf(_SC_PAGESIZE), n = r->map_size / pg;
+	uint8_t *b, *want = malloc(pg), *got = malloc(pg);
+	int c = is_c_module();
+
+	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	n = r->map_size / pg;
+	read_ok(_metadata, self, 21, "before the split");
+	b = mmap(NULL, r->map_size, PROT_READ, MAP_SHARED, r->fd, 0);
+	ASSERT_NE(MAP_FAILED, b) MSG("second mmap: %s", strerror(errno));
+	ASSERT_EQ(0, munmap(b, pg));
+	for (size_t p = 1; p < 4 && p < n; p++) {
+		int bus;
+
+		pthread_mutex_lock(&r->lock);
+		memcpy(want, r->map + p * pg, pg);
+		bus = page_copy(b, p, got, pg);
+		pthread_mutex_unlock(&r->lock);
+		if (bus) {
+			TH_LOG("%s: page %zu of the split mapping: SIGBUS", module_name(), p);
+			EXPECT_TRUE(c) MSG("page %zu of the split mapping: SIGBUS", p);
+			continue;
+		}
+		EXPECT_EQ(0, memcmp(want, got, pg)) MSG("page %zu of the split mapping shows another page",
+							p);
+	}
+	munmap(b + pg, r->map_size - pg);
+	free(want);
+	free(got);
+	read_ok(_metadata, self, 23, "after the split");
+}
+
+/* MemAvailable in KiB, or -1. */
+static long mem_available_kb(void)
+{
+	char buf[4096], *p;
+	int n = read_raw("/proc/meminfo", buf, sizeof(buf));
+
+	if (n <= 0 || !(p = strstr(buf, "MemAvailable:")))
+		return -1;
+	return strtol(p + 13, NULL, 10);
+}
+
+#define PB_CMDS	16
+
+/*
+ * data_pages_per_blk=256 (1 MiB blocks): a 4 KiB command takes one page of its block, not
+ * 256 (C allocates only the pages the data reaches). 16 such commands held on the ring take
+ * 16 pages (tcmu_rs: attrib/stats data_pages; both: MemAvailable drops far less than 16 MiB).
+ */
+TEST_F_TIMEOUT(fail, data_pages_partial_block, 60)
+{
+	struct ring *r = &self->r;
+	struct job *j[PB_CMDS];
+	char buf[4096], *p;
+	long before, during;
+
+	dev_start(_metadata, self, 512, DEF_SIZE,
+		  "cmd_ring_size_mb=1,max_data_area_mb=64,data_pages_per_blk=256");
+	read_ok(_metadata, self, 25, "warm-up");
+	r->hold = 1;
+	sleep_ms(200);
+	before = mem_available_kb();
+	for (int i = 0; i < PB_CMDS; i++) {
+		uint8_t cdb[10];
+
+		cdb_rw10(cdb, 0x28, 1000 + i * 64, 8);
+		j[i] = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 20000);
+		job_start(j[i]);
+	}
+	ASSERT_EQ(PB_CMDS, wait_held(r, PB_CMDS, 10000)) MSG("the READs did not reach the ring");
+	during = mem_available_kb();
+	TH_LOG("%s: %d READs of 4 KiB held in 1 MiB blocks: MemAvailable %ld -> %ld KiB", module_name(),
+	       PB_CMDS, before, during);
+	EXPECT_GT(8 * 1024, before - during) MSG("%d READs of 4 KiB took %ld KiB", PB_CMDS,
+						 before - during);
+	if (!is_c_module() && read_raw(DEV "/attrib/stats", buf, sizeof(buf)) > 0 &&
+	    (p = strstr(buf, "\ndata_pages "))) {
+		long pages = strtol(p + 12, NULL, 10);
+
+		TH_LOG("%s: data_pages %ld", module_name(), pages);
+		EXPECT_GE(PB_CMDS, pages) MSG("%d READs of 4 KiB hold %ld data pages", PB_CMDS, pages);
+	}
+	ring_release_all(r);
+	for (int i = 0; i < PB_CMDS; i++) {
+		ASSERT_TRUE(job_wait(j[i], 10000));
+		EXPECT_TRUE(job_ok(j[i])) MSG("READ %d", i);
+	}
 }
 
 TEST_HARNESS_MAIN
