@@ -2,6 +2,7 @@
 
 #include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 
 void rust_helper_get_page(struct page *page)
 {
@@ -46,4 +47,14 @@ void rust_helper_smp_wmb(void)
 unsigned long rust_helper_vma_pages(struct vm_area_struct *vma)
 {
 	return vma_pages(vma);
+}
+
+void rust_helper_lock_page(struct page *page)
+{
+	lock_page(page);
+}
+
+void rust_helper_unlock_page(struct page *page)
+{
+	unlock_page(page);
 }

@@ -43,6 +43,10 @@ pub const TCM_OUT_OF_RESOURCES: SenseReason =
     bindings::tcm_sense_reason_table_TCM_OUT_OF_RESOURCES as SenseReason;
 /// `NOT READY`: the logical unit is busy.
 pub const TCM_LUN_BUSY: SenseReason = bindings::tcm_sense_reason_table_TCM_LUN_BUSY as SenseReason;
+/// The command was aborted before the backend took it (`ABORTED COMMAND`, or `TASK ABORTED`
+/// status if the initiator asked for task aborted status).
+pub const TCM_CHECK_CONDITION_ABORT_CMD: SenseReason =
+    bindings::tcm_sense_reason_table_TCM_CHECK_CONDITION_ABORT_CMD as SenseReason;
 
 /// Peripheral device type of a direct-access block device (`TYPE_DISK`).
 pub const TYPE_DISK: u32 = bindings::TYPE_DISK;
@@ -126,7 +130,10 @@ pub trait Backend: Sized + Send + Sync + 'static {
 
     /// Task management: the commands of the device that `tmf` aborts, given by the tag each
     /// carries ([`PendingCmd::set_tag`]; 0 when never set). The target core still waits for
-    /// their completion.
+    /// their completion. The iterator reads each tag when it reaches the command: consume it
+    /// under the lock under which the backend sets tags, so that every tag it yields is the
+    /// command's current one (the aborted commands are marked before this is called: see
+    /// [`Cmd::is_aborted`]).
     fn tmr_notify(_dev: &Device<Self>, _tmf: Tmf, _aborted: &mut dyn Iterator<Item = usize>) {}
 
     /// Whether the backend batches work between [`Backend::plug`] and [`Backend::unplug`].
@@ -353,6 +360,17 @@ impl<T: Backend> Cmd<T> {
         }
     }
 
+    /// Whether a task management function aborted the command (`CMD_T_ABORTED`). The target
+    /// core sets it before it calls [`Backend::tmr_notify`] for the command, so a backend that
+    /// checks it under the lock its `tmr_notify` takes either sees it set or has the command
+    /// in the list that `tmr_notify` gets.
+    pub fn is_aborted(&self) -> bool {
+        // SAFETY: `transport_state` is a field of the live command; the target core changes it
+        // under `t_state_lock`, and a single aligned load of it (as C's unlocked test) is fine.
+        let state = unsafe { ptr::read_volatile(&raw const (*self.raw()).transport_state) };
+        state & bindings::CMD_T_ABORTED != 0
+    }
+
     /// The direction of the data transfer.
     pub fn direction(&self) -> DataDir {
         // SAFETY: Plain field set by the target core before the backend sees the command.
@@ -400,18 +418,28 @@ pub enum Tmf {
     ClearTaskSet,
     /// LOGICAL UNIT RESET.
     LunReset,
+    /// TARGET WARM RESET.
+    TargetWarmReset,
+    /// TARGET COLD RESET.
+    TargetColdReset,
+    /// The LOGICAL UNIT RESET that a PERSISTENT RESERVE OUT with PREEMPT AND ABORT makes.
+    LunResetPro,
     /// Anything else.
     Other,
 }
 
 impl Tmf {
-    fn from_raw(t: bindings::tcm_tmreq_table) -> Self {
+    /// The function of the target core's `enum tcm_tmreq_table` value `t`.
+    pub fn from_raw(t: bindings::tcm_tmreq_table) -> Self {
         match t {
             bindings::tcm_tmreq_table_TMR_ABORT_TASK => Tmf::AbortTask,
             bindings::tcm_tmreq_table_TMR_ABORT_TASK_SET => Tmf::AbortTaskSet,
             bindings::tcm_tmreq_table_TMR_CLEAR_ACA => Tmf::ClearAca,
             bindings::tcm_tmreq_table_TMR_CLEAR_TASK_SET => Tmf::ClearTaskSet,
             bindings::tcm_tmreq_table_TMR_LUN_RESET => Tmf::LunReset,
+            bindings::tcm_tmreq_table_TMR_TARGET_WARM_RESET => Tmf::TargetWarmReset,
+            bindings::tcm_tmreq_table_TMR_TARGET_COLD_RESET => Tmf::TargetColdReset,
+            bindings::tcm_tmreq_table_TMR_LUN_RESET_PRO => Tmf::LunResetPro,
             _ => Tmf::Other,
         }
     }
@@ -623,7 +651,8 @@ pub struct PendingCmd<T: Backend> {
 
 // SAFETY: The target core allows completing a command from any context.
 unsafe impl<T: Backend> Send for PendingCmd<T> {}
-// SAFETY: Shared references only read fields that do not change while the command is queued.
+// SAFETY: Shared references only read fields that do not change while the command is queued;
+// the backend's fields (tag, sense, flags) are only written through `&mut self`.
 unsafe impl<T: Backend> Sync for PendingCmd<T> {}
 
 /// A command the backend refused in [`Backend::execute`], with the reason.
@@ -660,8 +689,15 @@ impl<T: Backend> PendingCmd<T> {
     fn into_raw(self) -> *mut bindings::se_cmd {
         let p = self.cmd.as_ptr();
         core::mem::forget(self);
-        // SAFETY: Completing: the backend's tag must not outlive its ownership.
-        unsafe { (*p).priv_ = ptr::null_mut() };
+        // Completing: the backend's tag must not outlive its ownership. Written only if set, so
+        // a backend that clears the tag under its lock before it completes unlocked leaves no
+        // write here that races with its `tmr_notify` reading the tag.
+        // SAFETY: The command is live; the backend owned it until now.
+        unsafe {
+            if !(*p).priv_.is_null() {
+                (*p).priv_ = ptr::null_mut();
+            }
+        }
         p
     }
 
@@ -681,7 +717,7 @@ impl<T: Backend> PendingCmd<T> {
 
     /// Copies `sense` (fixed or descriptor format) into the command's sense buffer, to go out
     /// with a `CHECK CONDITION` completion.
-    pub fn set_sense(&self, sense: &[u8; SENSE_BUFFER_SIZE]) {
+    pub fn set_sense(&mut self, sense: &[u8; SENSE_BUFFER_SIZE]) {
         let mut buf = *sense;
         // SAFETY: The command is live; the function copies `TRANSPORT_SENSE_BUFFER` bytes.
         unsafe { bindings::transport_copy_sense_to_cmd(self.cmd.as_ptr(), buf.as_mut_ptr()) };
@@ -696,7 +732,7 @@ impl<T: Backend> PendingCmd<T> {
 
     /// Tags the command with a backend value (stored in `se_cmd->priv`), which
     /// [`Backend::tmr_notify`] reports for aborted commands. 0 means untagged.
-    pub fn set_tag(&self, tag: usize) {
+    pub fn set_tag(&mut self, tag: usize) {
         // SAFETY: `priv` belongs to the backend while it owns the command.
         unsafe { (*self.cmd.as_ptr()).priv_ = tag as *mut crate::ffi::c_void };
     }
@@ -708,7 +744,7 @@ impl<T: Backend> PendingCmd<T> {
     }
 
     /// Lets a failed read still return data (`SCF_TREAT_READ_AS_NORMAL`).
-    pub fn set_treat_read_as_normal(&self) {
+    pub fn set_treat_read_as_normal(&mut self) {
         // SAFETY: The backend may set this flag on a command it owns before completing it.
         unsafe { (*self.cmd.as_ptr()).se_cmd_flags |= bindings::se_cmd_flags_table_SCF_TREAT_READ_AS_NORMAL };
     }

@@ -98,14 +98,17 @@ impl<T: HasArcTimer> ArcTimer<T> {
     }
 
     /// Makes the timer of `this` fire at `expires` only if it is not pending, or pending for
-    /// later than `expires`.
+    /// later than `expires` (`timer_reduce()`: atomic, so of two racing calls the earlier
+    /// deadline wins).
     pub fn arm_earlier(this: &Arc<T>, expires: Jiffies) {
         let t = Self::of(this);
-        // SAFETY: The timer was set up by `new`; reading `expires` of a possibly pending timer
-        // is what `timer_pending`/`mod_timer` users do under the timer's own synchronisation.
-        let (pending, cur) = unsafe { (bindings::timer_pending(t), (*t).expires) };
-        if !pending || time_after(cur, expires) {
-            Self::arm(this, expires);
+        let r = Arc::into_raw(this.clone());
+        // SAFETY: The timer was set up by `new`; if it was not pending, it now is and owns the
+        // reference `r`.
+        if unsafe { bindings::timer_reduce(t, expires) } != 0 {
+            // It was pending and already held a reference: drop ours.
+            // SAFETY: `r` came from `into_raw` just above.
+            drop(unsafe { Arc::from_raw(r) });
         }
     }
 

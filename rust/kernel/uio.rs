@@ -30,8 +30,12 @@ use crate::{
 };
 use core::ptr::{self, NonNull};
 
-/// A page handed to the memory manager to satisfy a fault. Holds a reference to the page.
-pub struct FaultPage(NonNull<bindings::page>);
+/// A page handed to the memory manager to satisfy a fault. Holds a reference to the page and,
+/// if made by [`FaultPage::locked`], its page lock.
+pub struct FaultPage {
+    page: NonNull<bindings::page>,
+    locked: bool,
+}
 
 // SAFETY: A page reference can be dropped from any thread.
 unsafe impl Send for FaultPage {}
@@ -43,20 +47,48 @@ impl FaultPage {
         // SAFETY: `p` is a valid page, kept alive by `page` while we take our own reference.
         unsafe { bindings::get_page(p) };
         // SAFETY: `Page::as_ptr` is never null.
-        Self(unsafe { NonNull::new_unchecked(p) })
+        Self { page: unsafe { NonNull::new_unchecked(p) }, locked: false }
     }
 
-    fn into_raw(self) -> *mut bindings::page {
-        let p = self.0.as_ptr();
+    /// Takes a new reference to `page` and locks it (may sleep). The memory manager unlocks
+    /// it once the page is mapped, so [`wait_for_fault`] on the page returns only after that:
+    /// a driver that takes pages back calls it before it unmaps them, and no fault that
+    /// found the page before can map it after the unmap.
+    pub fn locked(page: &Page) -> Self {
+        let mut fp = Self::from_page(page);
+        // SAFETY: We hold a reference to the page; process context (a fault handler).
+        unsafe { bindings::lock_page(fp.page.as_ptr()) };
+        fp.locked = true;
+        fp
+    }
+
+    fn into_raw(self) -> (*mut bindings::page, bool) {
+        let r = (self.page.as_ptr(), self.locked);
         core::mem::forget(self);
-        p
+        r
     }
 }
 
 impl Drop for FaultPage {
     fn drop(&mut self) {
+        let p = self.page.as_ptr();
+        if self.locked {
+            // SAFETY: We locked the page in `locked` and still hold it.
+            unsafe { bindings::unlock_page(p) };
+        }
         // SAFETY: We own one reference to the page.
-        unsafe { bindings::put_page(self.0.as_ptr()) };
+        unsafe { bindings::put_page(p) };
+    }
+}
+
+/// Waits until a fault that took `page` with [`FaultPage::locked`] has mapped it (takes and
+/// drops the page lock). May sleep.
+pub fn wait_for_fault(page: &Page) {
+    let p = page.as_ptr();
+    // SAFETY: `page` is a live page; locking and unlocking it at once has no other effect.
+    unsafe {
+        bindings::lock_page(p);
+        bindings::unlock_page(p);
     }
 }
 
@@ -132,9 +164,14 @@ impl SharedArea {
     shared_rw!(read_u32, write_u32, u32);
     shared_rw!(read_u64, write_u64, u64);
 
+    /// Whether `off..off + len` lies within the area (and does not overflow).
+    fn fits(&self, off: usize, len: usize) -> bool {
+        off.checked_add(len).is_some_and(|end| end <= self.len)
+    }
+
     /// Copies `src` to byte offset `off`.
     pub fn write_bytes(&self, off: usize, src: &[u8]) -> Option<()> {
-        let p = self.at(off, 1).filter(|_| off + src.len() <= self.len)?;
+        let p = self.at(off, 1).filter(|_| self.fits(off, src.len()))?;
         // SAFETY: Bounds checked above; `src` cannot overlap memory we own exclusively.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
         Some(())
@@ -142,7 +179,7 @@ impl SharedArea {
 
     /// Copies bytes at offset `off` into `dst`.
     pub fn read_bytes(&self, off: usize, dst: &mut [u8]) -> Option<()> {
-        let p = self.at(off, 1).filter(|_| off + dst.len() <= self.len)?;
+        let p = self.at(off, 1).filter(|_| self.fits(off, dst.len()))?;
         // SAFETY: Bounds checked above.
         unsafe { ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
         Some(())
@@ -150,7 +187,7 @@ impl SharedArea {
 
     /// Zeroes `len` bytes at offset `off`.
     pub fn zero(&self, off: usize, len: usize) -> Option<()> {
-        let p = self.at(off, 1).filter(|_| off + len <= self.len)?;
+        let p = self.at(off, 1).filter(|_| self.fits(off, len))?;
         // SAFETY: Bounds checked above.
         unsafe { ptr::write_bytes(p, 0, len) };
         Some(())
@@ -164,7 +201,7 @@ impl SharedArea {
         let page = NonNull::new(page)?;
         // SAFETY: The page belongs to this live vmalloc area.
         unsafe { bindings::get_page(page.as_ptr()) };
-        Some(FaultPage(page))
+        Some(FaultPage { page, locked: false })
     }
 }
 
@@ -183,8 +220,9 @@ pub trait Operations: Send + Sync + Sized + 'static {
         Ok(())
     }
 
-    /// Last `close()` of `/dev/uioN` (not called once the registration is gone).
-    fn release(&self) {}
+    /// Last `close()` of `/dev/uioN` (not called once the registration is gone). `this`
+    /// borrows the registration's `Arc`, as in [`Operations::irqcontrol`].
+    fn release(_this: ArcBorrow<'_, Self>) {}
 
     /// Where the registration records the file mappings of the process that has the device
     /// open, for [`OpenMapping::unmap`]; `None` (the default) if the driver never unmaps.
@@ -224,7 +262,8 @@ pub struct OpenMapping {
     mapping: Mutex<MappingPtr>,
 }
 
-struct MappingPtr(*mut bindings::address_space);
+/// The recorded address space, and whether recording has stopped for good.
+struct MappingPtr(*mut bindings::address_space, bool);
 
 // SAFETY: Only used under the mutex, between `open()` and `release()` of the file, while the
 // inode (and its address space) is pinned by that open file.
@@ -233,11 +272,20 @@ unsafe impl Send for MappingPtr {}
 impl OpenMapping {
     /// Nothing recorded.
     pub fn new() -> impl PinInit<Self> {
-        pin_init!(Self { mapping <- new_mutex!(MappingPtr(ptr::null_mut())) })
+        pin_init!(Self { mapping <- new_mutex!(MappingPtr(ptr::null_mut(), false)) })
     }
 
     fn set(&self, m: *mut bindings::address_space) {
-        self.mapping.lock().0 = m;
+        let mut g = self.mapping.lock();
+        if !g.1 {
+            g.0 = m;
+        }
+    }
+
+    /// Forgets the address space and records no other: the registration is going away, after
+    /// which `release()` of a file still open is not reported and its inode may go.
+    fn close(&self) {
+        *self.mapping.lock() = MappingPtr(ptr::null_mut(), true);
     }
 
     /// Removes the process's mappings of bytes `offset..offset + len` of map 0 (`len` 0: to
@@ -486,13 +534,15 @@ impl<T: Operations> PinnedDrop for Registration<T> {
         if let Some(w) = self.data.waker() {
             w.set(ptr::null_mut());
         }
+        // `release_cb` is not called for a file closed after the unregistration, whose inode
+        // may then be freed: forget its mapping before, for good (a racing `open_cb` cannot
+        // record it again).
+        if let Some(om) = self.data.open_mapping() {
+            om.close();
+        }
         // SAFETY: Registered in `new`. After this returns the UIO core makes no more calls
         // through `info`.
         unsafe { bindings::uio_unregister_device(self.info.get()) };
-        // `release_cb` is not called for a file that is still open: forget its mapping now.
-        if let Some(om) = self.data.open_mapping() {
-            om.set(ptr::null_mut());
-        }
     }
 }
 
@@ -519,12 +569,12 @@ unsafe extern "C" fn open_cb<T: Operations>(info: *mut bindings::uio_info, inode
 }
 
 unsafe extern "C" fn release_cb<T: Operations>(info: *mut bindings::uio_info, _: *mut bindings::inode) -> c_int {
-    // SAFETY: As in `open_cb`.
-    let data = unsafe { data_of::<T>(info) };
+    // SAFETY: As in `irqcontrol_cb`.
+    let data = unsafe { ArcBorrow::from_raw((*info).priv_.cast::<T>().cast_const()) };
     if let Some(om) = data.open_mapping() {
         om.set(ptr::null_mut());
     }
-    data.release();
+    T::release(data);
     0
 }
 
@@ -557,7 +607,8 @@ unsafe extern "C" fn mmap_cb<T: Operations>(
     let data = unsafe { data_of::<T>(info) };
     // SAFETY: `vma` is the new mapping being set up, not yet visible to anyone else.
     unsafe {
-        if bindings::vma_pages(vma) as usize != data.map_pages() {
+        // Map 0, whole: `fault_cb` relies on it starting at file offset 0.
+        if (*vma).vm_pgoff != 0 || bindings::vma_pages(vma) as usize != data.map_pages() {
             return EINVAL.to_errno();
         }
         bindings::vm_flags_set(vma, (bindings::VM_DONTEXPAND | bindings::VM_DONTDUMP) as _);
@@ -594,17 +645,23 @@ unsafe extern "C" fn vma_close_cb<T: Operations>(vma: *mut bindings::vm_area_str
 
 unsafe extern "C" fn fault_cb<T: Operations>(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: The memory manager passes a valid fault on a mapping set up by `mmap_cb`, which
-    // holds a reference to `T` for as long as the mapping exists.
+    // holds a reference to `T` for as long as the mapping exists. Map 0 starts at file offset
+    // 0 (`mmap_cb` checks it), so the fault's file page offset is the page of the map, also in
+    // what is left of a mapping after a split (whose `vm_pgoff` is no longer 0).
     let (data, pgoff) = unsafe {
         let vma = (*vmf).__bindgen_anon_1.vma;
-        let pgoff = ((*vmf).__bindgen_anon_1.pgoff - (*vma).vm_pgoff) as usize;
-        (&*(*vma).vm_private_data.cast::<T>(), pgoff)
+        ((&*(*vma).vm_private_data.cast::<T>()), (*vmf).__bindgen_anon_1.pgoff as usize)
     };
     match data.fault(pgoff) {
         Some(page) => {
-            // SAFETY: The memory manager takes over our page reference.
-            unsafe { (*vmf).page = page.into_raw() };
-            0
+            let (page, locked) = page.into_raw();
+            // SAFETY: The memory manager takes over our page reference (and lock).
+            unsafe { (*vmf).page = page };
+            if locked {
+                bindings::vm_fault_reason_VM_FAULT_LOCKED as bindings::vm_fault_t
+            } else {
+                0
+            }
         }
         None => bindings::VM_FAULT_SIGBUS,
     }

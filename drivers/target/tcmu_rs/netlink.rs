@@ -170,6 +170,21 @@ impl genetlink::Family for Nl {
     }
 }
 
+/// The result of the handler's reply `status` for device `dev_index`: 0 or a negative errno.
+/// Anything else is the handler's error, refused as `EINVAL` with a rate-limited warning
+/// (`Error::from_errno` would warn without a limit, at every reply).
+fn reply_result(status: i32, dev_index: u32) -> Result {
+    const MAX_ERRNO: i32 = 4095;
+    match status {
+        0 => Ok(()),
+        s if (-MAX_ERRNO..0).contains(&s) => Err(Error::from_errno(s)),
+        s => {
+            pr_warn_ratelimited!("netlink reply for device {} with invalid status {}\n", dev_index, s);
+            Err(EINVAL)
+        }
+    }
+}
+
 /// What an event says about a device.
 pub(crate) struct DevEvent<'a> {
     pub(crate) uio_name: &'a CStr,
@@ -249,7 +264,7 @@ impl Nl {
             let slice = msecs_to_jiffies(RESET_POLL_MS);
             res = loop {
                 if let Some(status) = st.find(ev.dev_index).and_then(|w| w.status) {
-                    break if status == 0 { Ok(()) } else { Err(Error::from_errno(status)) };
+                    break reply_result(status, ev.dev_index);
                 }
                 if RESET_GEN.load(Ordering::Acquire) != gen {
                     pr_debug!("Aborting nl cmd {} on device {}\n", cmd, ev.dev_index);

@@ -7,9 +7,11 @@
 //! It registers the target backend `user`, like `target_core_user`; the two modules exclude
 //! each other because the target core refuses a second backend of the same name.
 //!
-//! Locking order: `UserDev::cfg` -> `UserDev::uio` -> `Ring::st` -> `Ring::mapping`;
-//! `Ring::waker` is innermost (taken with any of them held, or none).
-//! `Reclaimer::rings` is taken alone (the reclaim work copies the list, then locks each ring).
+//! Locking order (`Documentation/target/tcmu-rs.rst`, "Locking", has the reasons):
+//! `UserDev::cfg` -> `UserDev::uio` -> the UIO core's `info_lock` -> `Ring::st` -> the page
+//! lock of a data page -> `Ring::mapping` -> `Ring::waker` (innermost, taken with any of them
+//! held, or none). `Reclaimer::rings` is taken alone (the reclaim work copies the list, then
+//! locks each ring).
 
 // `pin_init!` of `Ring` and `RingState` expands past the default limit of 128.
 #![recursion_limit = "256"]
@@ -28,8 +30,8 @@ use kernel::{
     sync::{Arc, ArcBorrow, Mutex},
     target::{
         self, AttrDef, Backend, DataDir, Device, Hba, HwLimits, PageRef, PendingCmd, Rejected,
-        SENSE_BUFFER_SIZE, TCM_INVALID_CDB_FIELD, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE,
-        TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
+        SENSE_BUFFER_SIZE, TCM_CHECK_CONDITION_ABORT_CMD, TCM_INVALID_CDB_FIELD,
+        TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE, TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
     },
     time::{msecs_to_jiffies, Jiffies},
     timer::{current_cpu, jiffies, time_after, ArcTimer, ArcTimerCallback, ArcWork, ArcWorkCallback},
@@ -39,6 +41,7 @@ use kernel::{
 mod abi;
 mod blocks;
 mod entry;
+mod fifo;
 mod ids;
 mod kstrto;
 mod netlink;
@@ -49,6 +52,7 @@ mod slots;
 
 use abi::{Iovec, Opcode};
 use blocks::BlockAlloc;
+use fifo::Fifo;
 use params::{Limits, Params, CMDR_OFF};
 use response::{CmdInfo, CompletionKind, DataDirection, RawCmdEntry, SlotKind};
 use ring::CmdRing;
@@ -94,9 +98,14 @@ fn limits() -> Limits {
     }
 }
 
+/// `global_max_data_area_mb` in pages.
+fn global_max_pages() -> usize {
+    GLOBAL_MAX_PAGES.load(Ordering::Relaxed) as usize
+}
+
 /// Whether the data areas hold more pages than `global_max_data_area_mb` allows.
 fn over_global_limit() -> bool {
-    GLOBAL_PAGES.load(Ordering::Relaxed) > GLOBAL_MAX_PAGES.load(Ordering::Relaxed) as usize
+    GLOBAL_PAGES.load(Ordering::Relaxed) > global_max_pages()
 }
 
 /// Module parameter `global_max_data_area_mb` (as C: decimal, > 0, capped per device at
@@ -178,13 +187,29 @@ struct Reclaimer {
     rings: Mutex<slots::Slots<Arc<Ring>>>,
     #[pin]
     work: ArcWork<Reclaimer>,
+    /// Runs `work` again while the data areas stay over the limit (as C, every 5 s).
+    #[pin]
+    retry: ArcTimer<Reclaimer>,
 }
 
+/// How long the reclaimer waits before it tries again while over the limit.
+const RECLAIM_RETRY_MS: u64 = 5000;
+
 kernel::impl_has_arc_work!(Reclaimer, work);
+kernel::impl_has_arc_timer!(Reclaimer, retry);
 
 impl ArcWorkCallback for Reclaimer {
     fn run(this: Arc<Self>) {
         this.reclaim_all();
+        if over_global_limit() {
+            ArcTimer::arm_earlier(&this, deadline_in(RECLAIM_RETRY_MS));
+        }
+    }
+}
+
+impl ArcTimerCallback for Reclaimer {
+    fn expired(this: Arc<Self>) {
+        ArcWork::schedule(this);
     }
 }
 
@@ -194,6 +219,7 @@ impl Reclaimer {
             pin_init!(Reclaimer {
                 rings <- new_mutex!(slots::Slots::new()),
                 work <- ArcWork::new(c_str!("tcmu_rs::Reclaimer::work"), kernel::static_lock_class!()),
+                retry <- ArcTimer::new(),
             }),
             GFP_KERNEL,
         )
@@ -363,12 +389,17 @@ struct Handoff {
     due: AtomicBool,
 }
 
-/// Puts `cmd` at the end of the qfull queue, waiting until `deadline`.
-fn push_waiting(st: &mut RingState, cmd: PendingCmd<User>, deadline: Jiffies) {
-    cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
-    st.qseq = st.qseq.wrapping_add(1);
-    // A failed push drops (and so fails) the command.
-    let _ = st.qfull.push(Queued { cmd, deadline });
+/// The status of a waiting command that cannot go on the ring after all (`try_ring` refused
+/// it for `reason`): `CHECK CONDITION`, which the target core turns into LOGICAL UNIT
+/// COMMUNICATION FAILURE, as C's `run_qfull_queue`; but `BUSY` on a blocked device, as C's
+/// `tcmu_block_dev` fails the waiting commands, so that the initiator retries them once the
+/// handler unblocks the device.
+fn waiting_failed_status(reason: target::SenseReason) -> u8 {
+    if reason == TCM_LUN_BUSY {
+        target::SAM_STAT_BUSY
+    } else {
+        target::SAM_STAT_CHECK_CONDITION
+    }
 }
 
 /// A command waiting for ring or data space.
@@ -671,93 +702,6 @@ impl<T: Copy, const N: usize> core::ops::DerefMut for SmallVec<T, N> {
     }
 }
 
-/// A FIFO queue on a vector.
-struct Fifo<T> {
-    items: KVec<Option<T>>,
-    head: usize,
-}
-
-impl<T> Fifo<T> {
-    fn new() -> Self {
-        Self {
-            items: KVec::new(),
-            head: 0,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
-
-    /// Appends `v`; on allocation failure gives it back.
-    fn try_push(&mut self, v: T) -> Result<(), T> {
-        if self.is_empty() {
-            self.items = KVec::new();
-            self.head = 0;
-        }
-        if self.items.reserve(1, GFP_NOIO).is_err() {
-            return Err(v);
-        }
-        // Cannot fail: room was reserved.
-        self.items.push(Some(v), GFP_NOIO).map_err(|_| ()).ok();
-        Ok(())
-    }
-
-    /// Appends `v`; on allocation failure `v` is dropped.
-    fn push(&mut self, v: T) -> Result<(), kernel::alloc::AllocError> {
-        if self.is_empty() {
-            // Reuse the storage from the start (never in `pop`, so `unpop` always works).
-            self.items = KVec::new();
-            self.head = 0;
-        }
-        self.items.push(Some(v), GFP_NOIO)
-    }
-
-    fn pop(&mut self) -> Option<T> {
-        while let Some(slot) = self.items.get_mut(self.head) {
-            self.head += 1;
-            if let Some(v) = slot.take() {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    /// Removes the entries for which `f` returns `Some`, keeping the order of the others, and
-    /// calls `done` with what `f` returned.
-    fn take_where(&mut self, mut f: impl FnMut(&T) -> bool, mut done: impl FnMut(T)) {
-        for slot in self.items.iter_mut().skip(self.head) {
-            if slot.as_ref().is_some_and(&mut f) {
-                if let Some(v) = slot.take() {
-                    done(v);
-                }
-            }
-        }
-        // Compact: skip leading holes.
-        while self.head < self.items.len() && self.items[self.head].is_none() {
-            self.head += 1;
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.items.iter().skip(self.head).flatten()
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.items.iter_mut().skip(self.head).flatten()
-    }
-
-    /// Puts `v` back at the front (after a failed retry).
-    fn unpop(&mut self, v: T) {
-        if self.head > 0 {
-            self.head -= 1;
-            if let Some(slot) = self.items.get_mut(self.head) {
-                *slot = Some(v);
-            }
-        }
-    }
-}
-
 /// Writes the mailbox fields the handler only reads.
 fn write_mailbox(area: &SharedArea, cmdr_size: u32) {
     area.write_u16(abi::MAILBOX_VERSION_OFFSET, abi::TCMU_MAILBOX_VERSION);
@@ -880,17 +824,20 @@ impl Ring {
         if st.broken || st.dead {
             return Err(cmd.reject(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
         }
+        // Under the lock `tmr` takes: either the TMR that aborted it named it, or it is
+        // refused here and never reaches the handler (as C's `tcmu_queue_cmd`).
+        if cmd.is_aborted() {
+            return Err(cmd.reject(TCM_CHECK_CONDITION_ABORT_CMD));
+        }
         // Keep the order: nothing overtakes commands already waiting.
         let res = if !st.qfull.is_empty() {
             Err(NotQueued::NoSpace(cmd))
         } else if let Some((cpu, wait)) = self.handoff_cpu(&st, &cmd, handler_idle) {
             // It waits in the qfull queue, which keeps the order of the commands after it and
             // its timeout, abort, block and teardown handling; `work` takes it from there.
-            let deadline = deadline_in(wait);
             st.stats.handoff += 1;
-            push_waiting(&mut st, cmd, deadline);
+            self.push_waiting(&mut st, cmd, deadline_in(wait));
             drop(st);
-            ArcTimer::arm_earlier(self, deadline);
             self.handoff.due.store(true, Ordering::Release);
             ArcWork::schedule_on(self.clone(), cpu);
             return Ok(false);
@@ -898,25 +845,34 @@ impl Ring {
             self.try_ring(&mut st, cmd)
         };
         match res {
-            Ok(deadline) => {
-                drop(st);
-                if let Some(d) = deadline {
-                    ArcTimer::arm_earlier(self, d);
-                }
-                Ok(true)
-            }
+            Ok(()) => Ok(true),
             Err(NotQueued::Fail(cmd, reason)) => Err(cmd.reject(reason)),
             Err(NotQueued::NoSpace(cmd)) => {
                 let Some(wait) = self.settings.qfull_wait_ms() else {
                     return Err(cmd.reject(TCM_OUT_OF_RESOURCES));
                 };
-                let deadline = deadline_in(wait);
                 st.stats.qfull += 1;
-                push_waiting(&mut st, cmd, deadline);
-                drop(st);
-                ArcTimer::arm_earlier(self, deadline);
+                self.push_waiting(&mut st, cmd, deadline_in(wait));
                 Ok(false)
             }
+        }
+    }
+
+    /// Puts `cmd` at the end of the qfull queue, waiting until `deadline`.
+    fn push_waiting(self: &Arc<Self>, st: &mut RingState, mut cmd: PendingCmd<User>, deadline: Jiffies) {
+        cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
+        st.qseq = st.qseq.wrapping_add(1);
+        // A failed push drops (and so fails) the command.
+        if st.qfull.push(Queued { cmd, deadline }).is_ok() {
+            self.arm_deadline(st, deadline);
+        }
+    }
+
+    /// Makes the timer fire by `deadline` (unless the ring is dead: `shutdown` stopped it).
+    /// Under the ring lock, so that no deadline set meanwhile is left without a timer.
+    fn arm_deadline(self: &Arc<Self>, st: &RingState, deadline: Jiffies) {
+        if !st.dead {
+            ArcTimer::arm_earlier(self, deadline);
         }
     }
 
@@ -951,7 +907,7 @@ impl Ring {
 
     /// Puts handed-off writes (and the commands queued behind them) on the ring, from `work`
     /// on the handler's CPU, and wakes the handler if any went on.
-    fn run_handoff(&self) {
+    fn run_handoff(self: &Arc<Self>) {
         let mut st = self.st.lock();
         let queued = self.retry_waiting(&mut st);
         drop(st);
@@ -1001,8 +957,9 @@ impl Ring {
         if expired > 0 {
             pr_warn_ratelimited!("{} command(s) timed out on the ring\n", expired);
         }
+        // Not `arm`: a command queued since the lock was dropped may have armed it earlier.
         if let Some(d) = next {
-            ArcTimer::arm(self, d);
+            ArcTimer::arm_earlier(self, d);
         }
     }
 
@@ -1015,7 +972,8 @@ impl Ring {
         if self.settings.blocked.swap(true, Ordering::Relaxed) {
             return;
         }
-        // Complete what the handler finished, fail what waits to be queued.
+        // Complete what the handler finished, fail what waits to be queued (with `BUSY`: see
+        // `waiting_failed_status`).
         self.reap();
         let mut st = self.st.lock();
         while let Some(q) = st.qfull.pop() {
@@ -1069,16 +1027,21 @@ impl Ring {
         let Some(r) = st.blocks.reclaim() else {
             return 0;
         };
-        let off = self.data_off as u64 + u64::from(r.start) * u64::from(self.blk_size);
-        self.mapping.unmap(off, 0);
         // No block from `start` on is in use: free every page from there.
         let from = r.start as usize * self.pages_per_blk as usize;
         let mut freed = 0;
         for slot in st.pages.iter_mut().skip(from) {
-            if slot.take().is_some() {
+            if let Some(page) = slot.take() {
+                // A fault that found the page before it left the table has mapped it once this
+                // returns (`fault` hands it over locked), so the unmap below removes that
+                // mapping too: the handler cannot keep a page the device no longer owns.
+                uio::wait_for_fault(&page);
                 freed += 1;
             }
         }
+        // Mapped pages hold their own reference until this unmaps them.
+        let off = self.data_off as u64 + u64::from(r.start) * u64::from(self.blk_size);
+        self.mapping.unmap(off, 0);
         st.npages -= freed;
         GLOBAL_PAGES.fetch_sub(freed, Ordering::Relaxed);
         freed
@@ -1113,11 +1076,21 @@ impl Ring {
     /// completed with `TASK ABORTED`; if `tmr_notification` is on, the handler gets a
     /// `TCMU_OP_TMR` entry with the ids of the aborted commands on the ring. Returns whether
     /// the handler must be woken up.
-    fn tmr(&self, tmr_type: u8, tags: &[usize]) -> bool {
+    /// `aborted` yields the commands' tags: read here, under the ring lock, under which every
+    /// tag is set, so a command the queueing moves from qfull to the ring meanwhile, or one
+    /// the reap completes and whose id a new command takes, is seen as it is now.
+    fn tmr(&self, tmr_type: u8, aborted: &mut dyn Iterator<Item = usize>) -> bool {
         let mut st = self.st.lock();
         if st.dead {
             return false;
         }
+        let mut tags = KVec::new();
+        for t in aborted.filter(|&t| t != 0) {
+            if tags.push(t, GFP_NOIO).is_err() {
+                break;
+            }
+        }
+        let tags = &tags[..];
         st.stats.aborted += tags.len() as u64;
         st.qfull.take_where(
             |q| tags.contains(&q.cmd.tag()),
@@ -1186,7 +1159,7 @@ impl Ring {
 
     /// Frees the blocks of a command completed with `KEEP_BUF` (`action/free_kept_buf`).
     /// Returns whether the handler must be woken up.
-    fn free_kept_buf(&self, cmd_id: u16) -> Result<bool> {
+    fn free_kept_buf(self: &Arc<Self>, cmd_id: u16) -> Result<bool> {
         let mut st = self.st.lock();
         match st.cmds.get(cmd_id) {
             Some(inf) if inf.kept => st.free_slot(cmd_id),
@@ -1205,7 +1178,7 @@ impl Ring {
 
     /// Frees the buffers kept for a handler that closed the device: a new handler cannot know
     /// about them.
-    fn release_kept(&self) {
+    fn release_kept(self: &Arc<Self>) {
         let mut st = self.st.lock();
         let mut freed = false;
         // `id_limit()` <= 0x10000.
@@ -1239,8 +1212,8 @@ impl Ring {
         }
     }
 
-    /// Puts `cmd` on the ring; returns its deadline.
-    fn try_ring(&self, st: &mut RingState, cmd: PendingCmd<User>) -> Result<Option<Jiffies>, NotQueued> {
+    /// Puts `cmd` on the ring (and arms the timer for its deadline).
+    fn try_ring(self: &Arc<Self>, st: &mut RingState, mut cmd: PendingCmd<User>) -> Result<(), NotQueued> {
         // As C's `queue_cmd_ring`: nothing goes on a ring the handler broke.
         if st.broken {
             return Err(NotQueued::Fail(cmd, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
@@ -1263,13 +1236,13 @@ impl Ring {
         if st.blocks.alloc(n as u32, &mut dbis).is_none() {
             return Err(NotQueued::NoSpace(cmd));
         }
-        if self.ensure_pages(st, &dbis).is_err() {
-            st.blocks.free(&dbis);
-            return Err(NotQueued::NoSpace(cmd));
-        }
         // `min`: equal by construction, and no panic path.
         let all: &[u32] = &dbis;
         let (first, bidi) = all.split_at((n_first as usize).min(all.len()));
+        if self.ensure_pages(st, first, data_len).is_err() || self.ensure_pages(st, bidi, bidi_len).is_err() {
+            st.blocks.free(&dbis);
+            return Err(NotQueued::NoSpace(cmd));
+        }
         let iov_cnt = blocks::iov_count(first);
         let iov_bidi_cnt = blocks::iov_count(bidi);
         let cdb = cmd.cdb();
@@ -1354,25 +1327,34 @@ impl Ring {
         st.stats.submitted += 1;
         st.stats.ring_peak = st.stats.ring_peak.max(st.ring.used());
         st.stats.blocks_peak = st.stats.blocks_peak.max(st.blocks.used());
-        Ok(deadline)
+        if let Some(d) = deadline {
+            self.arm_deadline(st, d);
+        }
+        Ok(())
     }
 
-    /// Allocates the missing pages of blocks `dbis`.
-    fn ensure_pages(&self, st: &mut RingState, dbis: &[u32]) -> Result {
+    /// Allocates the missing pages of blocks `dbis` that hold `len` bytes of data: all pages of
+    /// the full blocks, only those the data reaches in the last one (as C; a block of 256
+    /// pages is not filled for 4 KiB). Schedules a reclaim when the data areas go over the
+    /// global limit, busy or not (as C).
+    fn ensure_pages(&self, st: &mut RingState, dbis: &[u32], len: u32) -> Result {
         let ppb = self.pages_per_blk as usize;
+        let mut left = len as usize;
         for &dbi in dbis {
-            let first = dbi as usize * ppb;
-            if st.pages.len() < first + ppb {
-                let n = first + ppb - st.pages.len();
-                for _ in 0..n {
-                    st.pages.push(None, GFP_NOIO)?;
-                }
+            let in_blk = left.min(self.blk_size as usize);
+            left -= in_blk;
+            let n = in_blk.div_ceil(PAGE_SIZE).min(ppb);
+            let first = (dbi as usize).saturating_mul(ppb);
+            while st.pages.len() < first.saturating_add(n) {
+                st.pages.push(None, GFP_NOIO)?;
             }
-            for slot in st.pages.iter_mut().skip(first).take(ppb) {
+            for slot in st.pages.iter_mut().skip(first).take(n) {
                 if slot.is_none() {
                     *slot = Some(Page::alloc_page(GFP_NOIO | __GFP_ZERO)?);
                     st.npages += 1;
-                    GLOBAL_PAGES.fetch_add(1, Ordering::Relaxed);
+                    if GLOBAL_PAGES.fetch_add(1, Ordering::Relaxed) >= global_max_pages() {
+                        ArcWork::schedule(self.reclaimer.clone());
+                    }
                 }
             }
         }
@@ -1587,31 +1569,31 @@ impl Ring {
 
     /// Runs the deferred Data-In copies (from `work`): each is copied without the ring lock,
     /// then completed, and its blocks freed; commands waiting for space are then retried.
+    /// One batch, all that is there: copies deferred meanwhile schedule the work again (the
+    /// reap does when it finds none waiting), and the expiry it also runs is not put off.
     fn copy_deferred(self: &Arc<Self>) {
-        loop {
-            // All that is there, in one lock round trip (and one more to free their blocks).
-            let mut batch = core::mem::replace(&mut self.st.lock().deferred, Fifo::new());
-            if batch.is_empty() {
-                return;
+        // One lock round trip to take them, one more to free their blocks.
+        let mut batch = core::mem::replace(&mut self.st.lock().deferred, Fifo::new());
+        if batch.is_empty() {
+            return;
+        }
+        for d in batch.iter_mut() {
+            d.copy();
+            if let Some(done) = d.done.take() {
+                done.complete();
             }
-            for d in batch.iter_mut() {
-                d.copy();
-                if let Some(done) = d.done.take() {
-                    done.complete();
-                }
-            }
-            let mut st = self.st.lock();
-            while let Some(d) = batch.pop() {
-                st.blocks.free(&d.dbis);
-            }
-            let queued = self.retry_waiting(&mut st);
-            if !st.dead {
-                self.reclaim_if_idle(&st);
-            }
-            drop(st);
-            if queued {
-                self.waker.notify();
-            }
+        }
+        let mut st = self.st.lock();
+        while let Some(d) = batch.pop() {
+            st.blocks.free(&d.dbis);
+        }
+        let queued = self.retry_waiting(&mut st);
+        if !st.dead {
+            self.reclaim_if_idle(&st);
+        }
+        drop(st);
+        if queued {
+            self.waker.notify();
         }
     }
 
@@ -1623,7 +1605,7 @@ impl Ring {
     fn finish(
         &self,
         pages: &KVVec<Option<Page>>,
-        cmd: PendingCmd<User>,
+        mut cmd: PendingCmd<User>,
         dbis: &[u32],
         n_first: usize,
         kind: CompletionKind,
@@ -1666,25 +1648,23 @@ impl Ring {
     /// Retries the waiting commands after space was freed or a handed-off write is due, unless
     /// TMR notifications wait (they go first, as in C) or the device is gone. Returns whether
     /// any went on the ring (the caller wakes the handler). On a broken ring they fail.
-    fn retry_waiting(&self, st: &mut RingState) -> bool {
+    fn retry_waiting(self: &Arc<Self>, st: &mut RingState) -> bool {
         !st.dead && st.tmr_queue.is_empty() && self.run_qfull(st)
     }
 
-    /// Moves waiting commands to the ring while there is room. Returns whether any moved.
-    fn run_qfull(&self, st: &mut RingState) -> bool {
+    /// Moves waiting commands to the ring while there is room (`try_ring` arms the timer for
+    /// their ring deadlines). Returns whether any moved.
+    fn run_qfull(self: &Arc<Self>, st: &mut RingState) -> bool {
         let mut queued = false;
         while let Some(q) = st.qfull.pop() {
             let deadline = q.deadline;
             match self.try_ring(st, q.cmd) {
-                // The command's ring deadline only matters if the timer finds it: it re-arms
-                // from the earliest deadline each time it runs, and the qfull deadline it
-                // replaces is not later than it for the same timeouts.
-                Ok(_) => queued = true,
+                Ok(()) => queued = true,
                 Err(NotQueued::NoSpace(cmd)) => {
                     st.qfull.unpop(Queued { cmd, deadline });
                     break;
                 }
-                Err(NotQueued::Fail(cmd, _)) => cmd.complete(target::SAM_STAT_CHECK_CONDITION),
+                Err(NotQueued::Fail(cmd, reason)) => cmd.complete(waiting_failed_status(reason)),
             }
         }
         queued
@@ -1728,9 +1708,10 @@ impl uio::Operations for Ring {
         Ok(())
     }
 
-    fn release(&self) {
-        self.release_kept();
-        self.open.store(false, Ordering::Release);
+    fn release(this: ArcBorrow<'_, Self>) {
+        let this: Arc<Self> = this.into();
+        this.release_kept();
+        this.open.store(false, Ordering::Release);
     }
 
     fn open_mapping(&self) -> Option<&uio::OpenMapping> {
@@ -1761,7 +1742,8 @@ impl uio::Operations for Ring {
         }
         let st = self.st.lock();
         match st.pages.get(pgoff - data_first) {
-            Some(Some(page)) => Some(FaultPage::from_page(page)),
+            // Locked: `reclaim` waits for it before it unmaps (see there).
+            Some(Some(page)) => Some(FaultPage::locked(page)),
             _ => {
                 pr_warn_ratelimited!(
                     "handler touched data page {} that holds no data\n",
@@ -1829,6 +1811,21 @@ fn uio_name(dev: &Device<User>, config: &[u8]) -> Result<CString> {
         CString::try_from_fmt(fmt!("tcm-user/{}/{}", hba.data().host_id, &*dev.name))
     } else {
         CString::try_from_fmt(fmt!("tcm-user/{}/{}/{}", hba.data().host_id, &*dev.name, config))
+    }
+}
+
+/// The TMR type the handler sees for `tmf` (C's `tcmu_tmr_type`).
+fn tmr_type(tmf: target::Tmf) -> u8 {
+    match tmf {
+        target::Tmf::AbortTask => abi::TCMU_TMR_ABORT_TASK,
+        target::Tmf::AbortTaskSet => abi::TCMU_TMR_ABORT_TASK_SET,
+        target::Tmf::ClearAca => abi::TCMU_TMR_CLEAR_ACA,
+        target::Tmf::ClearTaskSet => abi::TCMU_TMR_CLEAR_TASK_SET,
+        target::Tmf::LunReset => abi::TCMU_TMR_LUN_RESET,
+        target::Tmf::TargetWarmReset => abi::TCMU_TMR_TARGET_WARM_RESET,
+        target::Tmf::TargetColdReset => abi::TCMU_TMR_TARGET_COLD_RESET,
+        target::Tmf::LunResetPro => abi::TCMU_TMR_LUN_RESET_PRO,
+        target::Tmf::Other => abi::TCMU_TMR_UNKNOWN,
     }
 }
 
@@ -2147,23 +2144,9 @@ impl Backend for User {
     }
 
     fn tmr_notify(dev: &Device<Self>, tmf: target::Tmf, aborted: &mut dyn Iterator<Item = usize>) {
-        let mut tags = KVec::new();
-        for t in aborted {
-            if t != 0 && tags.push(t, GFP_NOIO).is_err() {
-                break;
-            }
-        }
-        let tmr_type = match tmf {
-            target::Tmf::AbortTask => abi::TCMU_TMR_ABORT_TASK,
-            target::Tmf::AbortTaskSet => abi::TCMU_TMR_ABORT_TASK_SET,
-            target::Tmf::ClearAca => abi::TCMU_TMR_CLEAR_ACA,
-            target::Tmf::ClearTaskSet => abi::TCMU_TMR_CLEAR_TASK_SET,
-            target::Tmf::LunReset => abi::TCMU_TMR_LUN_RESET,
-            target::Tmf::Other => abi::TCMU_TMR_UNKNOWN,
-        };
         let uio = dev.uio.lock();
         if let Some(reg) = uio.as_ref() {
-            if reg.data().tmr(tmr_type, &tags) {
+            if reg.data().tmr(tmr_type(tmf), aborted) {
                 reg.notify();
             }
         }
@@ -2246,7 +2229,10 @@ impl Drop for TcmuRs {
         // No device is left (each holds a reference on the module): stop the parameter's
         // access to the reclaimer, then wait for a reclaim still running.
         RECLAIMER.withdraw(self.module);
+        // The timer twice: the work may arm it while being cancelled.
+        ArcTimer::cancel(&*self.reclaimer);
         ArcWork::cancel_sync(&*self.reclaimer);
+        ArcTimer::cancel(&*self.reclaimer);
     }
 }
 
@@ -2304,6 +2290,27 @@ fn kunit_alloc_id_lowest_free() {
     kernel::kunit_expect_eq!(cmds.free_id(), Some(1));
 }
 
+use fifo::{kunit_fifo_bounded, kunit_fifo_order};
+
+/// Every task management function the target core passes reaches the handler with C's type.
+fn kunit_tmr_type_as_c() {
+    use kernel::bindings as b;
+    let cases = [
+        (b::tcm_tmreq_table_TMR_ABORT_TASK, abi::TCMU_TMR_ABORT_TASK),
+        (b::tcm_tmreq_table_TMR_ABORT_TASK_SET, abi::TCMU_TMR_ABORT_TASK_SET),
+        (b::tcm_tmreq_table_TMR_CLEAR_ACA, abi::TCMU_TMR_CLEAR_ACA),
+        (b::tcm_tmreq_table_TMR_CLEAR_TASK_SET, abi::TCMU_TMR_CLEAR_TASK_SET),
+        (b::tcm_tmreq_table_TMR_LUN_RESET, abi::TCMU_TMR_LUN_RESET),
+        (b::tcm_tmreq_table_TMR_TARGET_WARM_RESET, abi::TCMU_TMR_TARGET_WARM_RESET),
+        (b::tcm_tmreq_table_TMR_TARGET_COLD_RESET, abi::TCMU_TMR_TARGET_COLD_RESET),
+        (b::tcm_tmreq_table_TMR_LUN_RESET_PRO, abi::TCMU_TMR_LUN_RESET_PRO),
+        (b::tcm_tmreq_table_TMR_UNKNOWN, abi::TCMU_TMR_UNKNOWN),
+    ];
+    for (raw, want) in cases {
+        kernel::kunit_expect_eq!(tmr_type(target::Tmf::from_raw(raw)), want);
+    }
+}
+
 fn kunit_ring_wraps_with_pad() {
     let Ok(fifo) = KVVec::from_elem(0, ring::fifo_capacity(1024), GFP_KERNEL) else {
         kernel::kunit_expect!(false, "alloc");
@@ -2324,6 +2331,9 @@ kernel::kunit_tests!(
         kunit_len_op_roundtrip,
         kunit_mailbox_layout,
         kunit_alloc_id_lowest_free,
-        kunit_ring_wraps_with_pad
+        kunit_ring_wraps_with_pad,
+        kunit_tmr_type_as_c,
+        kunit_fifo_bounded,
+        kunit_fifo_order
     ]
 );
