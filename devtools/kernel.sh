@@ -45,7 +45,8 @@ patches() {
 	mapfile -t files < <(cat "$TOP"/devtools/patches/*.patch 2>/dev/null |
 		sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' | sort -u)
 	for f in "${files[@]}"; do
-		if [ ! -e "$pristine/$f" ]; then
+		# $f.new marks a file the patches create: its pristine state is absence.
+		if [ ! -e "$pristine/$f" ] && [ ! -e "$pristine/$f.new" ]; then
 			mkdir -p "$(dirname "$pristine/$f")"
 			if [ -e "$SRC/$f" ]; then cp -p "$SRC/$f" "$pristine/$f"; else : >"$pristine/$f.new"; fi
 		fi

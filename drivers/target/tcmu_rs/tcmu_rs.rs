@@ -48,6 +48,7 @@ mod netlink;
 mod params;
 mod response;
 mod ring;
+mod sense;
 mod slots;
 
 use abi::{Iovec, Opcode};
@@ -1627,6 +1628,11 @@ impl Ring {
         if s.check_condition {
             let mut sense = [0u8; SENSE_BUFFER_SIZE];
             if self.area.read_bytes(off + abi::RSP_SENSE_BUFFER_OFFSET, &mut sense).is_some() {
+                // The kernel's sense parsers trust the lengths inside (see `sense.rs`).
+                let what = sense::sanitize(&mut sense);
+                if what != sense::Sanitized::Unchanged {
+                    pr_warn_ratelimited!("handler returned malformed sense data ({:?})\n", what);
+                }
                 cmd.set_sense(&sense);
             }
             if s.read_len.is_some() {

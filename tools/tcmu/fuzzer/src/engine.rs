@@ -252,8 +252,11 @@ pub struct Engine<P: Port> {
     pub dev: Device,
     /// Configuration.
     pub cfg: Config,
-    /// The PRNG (every decision).
+    /// The PRNG (every decision but the sense edge cases).
     pub rng: Rng,
+    /// The sense edge cases of [`Mutation::RandomSense`]: a stream of their
+    /// own, so that adding them left the other draws of a seed unchanged.
+    sense_rng: Rng,
     /// Counters.
     pub stats: Stats,
     geo: Geometry,
@@ -328,6 +331,7 @@ impl<P: Port> Engine<P> {
             dev,
             cfg,
             rng: Rng::new(seed),
+            sense_rng: Rng::new(seed ^ 0x5e45_e5e4_5e00_0000),
             stats: Stats::default(),
             geo,
             mailbox,
@@ -757,6 +761,11 @@ impl<P: Port> Engine<P> {
                     mutation::random_status(&mut self.rng)
                 };
                 r.sense = mutation::random_sense(&mut self.rng);
+                if let Some((_, sense)) = mutation::maybe_edge_sense(&mut self.sense_rng) {
+                    // The kernel only passes sense on with CHECK CONDITION.
+                    r.status = tcmu_ring::SAM_STAT_CHECK_CONDITION;
+                    r.sense = sense;
+                }
                 self.complete_front(id, &r);
             }
             UnknownOp => {

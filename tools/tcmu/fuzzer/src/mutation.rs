@@ -393,6 +393,157 @@ pub fn random_sense(rng: &mut Rng) -> Vec<u8> {
     s
 }
 
+/// Sense whose lengths the kernel's parsers must not trust (review item
+/// 11: `scsi_sense_desc_find()` returned a descriptor at byte 95 and
+/// `scsi_get_sense_info_fld()` read past the 96-byte buffer from `sd_done`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SenseEdge {
+    /// Descriptor format, the last descriptor header at byte 94.
+    HeaderAt94,
+    /// Descriptor format, the last descriptor header at byte 95.
+    HeaderAt95,
+    /// Descriptor format, a descriptor whose length runs past byte 96.
+    AddLenOverflow,
+    /// Descriptor format with an additional length above 88.
+    LongAdditional,
+    /// Fixed format with additional length 255.
+    FixedLen255,
+    /// A response code other than 0x70..=0x73.
+    BadResponseCode,
+}
+
+impl SenseEdge {
+    /// Every edge case.
+    pub const ALL: [SenseEdge; 6] = [
+        SenseEdge::HeaderAt94,
+        SenseEdge::HeaderAt95,
+        SenseEdge::AddLenOverflow,
+        SenseEdge::LongAdditional,
+        SenseEdge::FixedLen255,
+        SenseEdge::BadResponseCode,
+    ];
+}
+
+/// An edge case for [`Mutation::RandomSense`] half of the time: which one,
+/// and its sense bytes.
+pub fn maybe_edge_sense(rng: &mut Rng) -> Option<(SenseEdge, Vec<u8>)> {
+    if rng.chance(1, 2) {
+        let e = *rng.pick(&SenseEdge::ALL);
+        Some((e, edge_sense(rng, e)))
+    } else {
+        None
+    }
+}
+
+const SENSE_LEN: usize = abi::TCMU_SENSE_BUFFERSIZE;
+
+/// Descriptor sense header: mostly current (0x72, as sd only parses current
+/// sense) with MEDIUM or HARDWARE ERROR (for which sd asks
+/// `scsi_get_sense_info_fld()` where the error is), else anything.
+fn desc_header(rng: &mut Rng, s: &mut [u8]) {
+    s[0] = if rng.chance(7, 8) { 0x72 } else { 0x73 };
+    s[1] = match rng.below(3) {
+        0 => 0x03,
+        1 => 0x04,
+        _ => rng.byte() & 0x0f,
+    };
+}
+
+/// Fills `s[8..end]` with 1..=4 vendor descriptors (types 0x80..=0xff, so
+/// that the kernel's search walks past them). `end - 8` must be 0 or >= 2.
+fn filler(rng: &mut Rng, s: &mut [u8], end: usize) {
+    let gap = end - 8;
+    if gap < 2 {
+        return;
+    }
+    let n = rng.range(1, (gap as u64 / 2).min(4)) as usize;
+    let mut lens = vec![2usize; n];
+    for _ in 0..gap - 2 * n {
+        lens[rng.below(n as u64) as usize] += 1;
+    }
+    let mut at = 8;
+    for l in lens {
+        s[at] = 0x80 | rng.byte();
+        s[at + 1] = (l - 2) as u8;
+        at += l;
+    }
+}
+
+/// A descriptor type the kernel looks for: information (sd), sense key
+/// specific, stream commands (st), or any.
+fn wanted_type(rng: &mut Rng) -> u8 {
+    match rng.below(5) {
+        0..=1 => 0x00,
+        2 => 0x02,
+        3 => 0x04,
+        _ => rng.byte(),
+    }
+}
+
+/// 96 bytes of sense for edge case `e`.
+pub fn edge_sense(rng: &mut Rng, e: SenseEdge) -> Vec<u8> {
+    let mut s = vec![0u8; SENSE_LEN];
+    rng.fill(&mut s);
+    match e {
+        SenseEdge::HeaderAt94 | SenseEdge::HeaderAt95 => {
+            let at = if e == SenseEdge::HeaderAt94 { 94 } else { 95 };
+            desc_header(rng, &mut s);
+            // The header must lie within the additional length.
+            s[7] = if rng.chance(3, 4) {
+                88
+            } else {
+                rng.range(at as u64 - 7, 255) as u8
+            };
+            filler(rng, &mut s, at);
+            s[at] = wanted_type(rng);
+            if at == 94 {
+                // 0x0a: a whole information descriptor, 12 bytes from 94;
+                // never 0, which would end exactly at 96.
+                s[95] = if rng.chance(1, 2) {
+                    0x0a
+                } else {
+                    rng.byte().max(1)
+                };
+            }
+        }
+        SenseEdge::AddLenOverflow => {
+            desc_header(rng, &mut s);
+            s[7] = if rng.chance(1, 2) {
+                88
+            } else {
+                rng.range(89, 255) as u8
+            };
+            let at = 8 + 2 * rng.below(43) as usize;
+            filler(rng, &mut s, at);
+            s[at] = wanted_type(rng);
+            // 2 + add_len > 96 - at.
+            s[at + 1] = rng.range((SENSE_LEN - at - 1) as u64, 255) as u8;
+        }
+        SenseEdge::LongAdditional => {
+            desc_header(rng, &mut s);
+            s[7] = rng.range(89, 255) as u8;
+            if rng.chance(1, 2) {
+                filler(rng, &mut s, SENSE_LEN);
+            }
+        }
+        SenseEdge::FixedLen255 => {
+            s[0] = 0x70 | (rng.byte() & 0x81);
+            s[7] = 255;
+        }
+        SenseEdge::BadResponseCode => loop {
+            s[0] = match rng.below(3) {
+                0 => 0x00,
+                1 => *rng.pick(&[0x7f, 0xff, 0x74, 0xf4, 0x6f, 0x80]),
+                _ => rng.byte(),
+            };
+            if !(0x70..=0x73).contains(&(s[0] & 0x7f)) {
+                break;
+            }
+        },
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,5 +738,71 @@ mod tests {
             seen.insert(random_status(&mut r));
         }
         assert!(seen.len() > 100);
+    }
+
+    /// The edge cases of [`SenseEdge`] as the kernel's descriptor walk
+    /// (`scsi_sense_desc_find`) sees them, independently of the generator.
+    fn classify(s: &[u8]) -> Vec<SenseEdge> {
+        use SenseEdge::*;
+        let rc = s[0] & 0x7f;
+        if !(0x70..=0x73).contains(&rc) {
+            return vec![BadResponseCode];
+        }
+        if rc <= 0x71 {
+            return if s[7] == 255 {
+                vec![FixedLen255]
+            } else {
+                vec![]
+            };
+        }
+        let mut v = Vec::new();
+        if s[7] > 88 {
+            v.push(LongAdditional);
+        }
+        let end = 8 + usize::from(s[7].min(88));
+        let (mut at, mut last) = (8, None);
+        while at < end {
+            last = Some(at);
+            let Some(&add_len) = s.get(at + 1) else { break };
+            let next = at + 2 + usize::from(add_len);
+            if next > s.len() {
+                v.push(AddLenOverflow);
+            }
+            at = next;
+        }
+        match last {
+            Some(94) => v.push(HeaderAt94),
+            Some(95) => v.push(HeaderAt95),
+            _ => {}
+        }
+        v
+    }
+
+    #[test]
+    fn sense_edge_cases_are_generated() {
+        let mut r = Rng::new(77);
+        for e in SenseEdge::ALL {
+            for _ in 0..2000 {
+                let s = edge_sense(&mut r, e);
+                assert_eq!(s.len(), abi::TCMU_SENSE_BUFFERSIZE);
+                assert!(classify(&s).contains(&e), "{e:?}: {s:02x?}");
+            }
+        }
+        // RandomSense draws every one of them, and says which.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            if let Some((e, s)) = maybe_edge_sense(&mut r) {
+                assert!(classify(&s).contains(&e), "{e:?}: {s:02x?}");
+                seen.insert(e);
+            }
+        }
+        assert_eq!(seen.len(), SenseEdge::ALL.len());
+        // The KASAN reproducer: information descriptor header at byte 95 of
+        // current sense within the additional length, MEDIUM or HARDWARE ERROR.
+        let hit = (0..2000).any(|_| {
+            let s = edge_sense(&mut r, SenseEdge::HeaderAt95);
+            s[0] == 0x72 && s[7] == 88 && s[95] == 0 && matches!(s[1], 3 | 4)
+        });
+        assert!(hit);
     }
 }

@@ -35,3 +35,7 @@ pub mod params;
 /// Number parsing of configfs attributes (`kstrtou32()` and friends).
 #[path = "../../../../drivers/target/tcmu_rs/kstrto.rs"]
 pub mod kstrto;
+
+/// Validation of sense data from the handler before the target core sees it.
+#[path = "../../../../drivers/target/tcmu_rs/sense.rs"]
+pub mod sense;

@@ -10,4 +10,5 @@ mod nopanic;
 mod params;
 mod response;
 mod ring;
+mod sense;
 mod sim;

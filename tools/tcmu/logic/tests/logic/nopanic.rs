@@ -10,6 +10,7 @@ use tcmu_logic::entry::{write_cmd, write_pad, write_tmr};
 use tcmu_logic::params::{format_info, last_lba, set_params, Limits, Params};
 use tcmu_logic::response::{decode_completion, CmdInfo, DataDirection, RawCmdEntry};
 use tcmu_logic::ring::{fifo_capacity, CmdRing};
+use tcmu_logic::sense::{sanitize, SENSE_LEN};
 
 fn dir(d: u8) -> DataDirection {
     match d % 4 {
@@ -155,6 +156,19 @@ proptest! {
         let bad = a.free(&dbis);
         prop_assert!(bad as usize <= dbis.len());
         let _ = a.reclaim();
+    }
+
+    /// Arbitrary sense bytes from the handler, biased to descriptor format.
+    #[test]
+    fn sanitize_any_sense(
+        bytes in proptest::collection::vec(any::<u8>(), SENSE_LEN),
+        b0 in prop_oneof![Just(0x72u8), Just(0x70), any::<u8>()],
+    ) {
+        let mut s: [u8; SENSE_LEN] = bytes.try_into().unwrap();
+        let _ = sanitize(&mut s);
+        s[0] = b0;
+        let _ = sanitize(&mut s);
+        prop_assert!(usize::from(s[7]) + 8 <= SENSE_LEN);
     }
 }
 
