@@ -29,9 +29,12 @@ sd=$(wait_disk) || { echo "no disk"; exit 1; }
 cnt() { printf '%d' "$(cat /sys/block/$sd/device/$1)"; }
 ios=$(cnt iodone_cnt) errs0=$(cnt ioerr_cnt)
 t0=$(date +%s)
-# 4 KiB random I/O at iodepth 128 (hw_queue_depth): N of them, 10 min at most.
-fio --name=soak --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bs=4k --iodepth=128 \
-	--ioengine=libaio --direct=1 --io_size=$((N * 4))k --runtime=600 --output=/tmp/fio-soak.txt || {
+# 4 KiB random I/O: N of them (N KiB per job), 10 min at most.
+# Four jobs, so that the block layer always has a request for a freed SCSI tag: the target
+# keeps the LUN's whole queue depth (128) and the waiting queue does not drain.
+fio --name=soak --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bs=4k --iodepth=64 \
+	--numjobs=4 --group_reporting --ioengine=libaio --direct=1 --io_size=$((N))k \
+	--runtime=600 --output=/tmp/fio-soak.txt || {
 	tail -30 /tmp/fio-soak.txt
 	exit 1
 }
@@ -41,9 +44,13 @@ done_ios=$(($(cnt iodone_cnt) - ios))
 errs=$(($(cnt ioerr_cnt) - errs0))
 echo "qfull soak on $M: $done_ios commands in $(($(date +%s) - t0)) s, $errs failed"
 if [ "$M" = tcmu_rs ]; then
-	grep -E "^(cmds_submitted|qfull_events|data_blocks_max) " "$D/attrib/stats"
-	q=$(sed -n 's/^qfull_events //p' "$D/attrib/stats")
-	[ "$q" -ge $((N * 9 / 10)) ] || { echo "only $q commands waited for space"; exit 1; }
+	grep -E "^(cmds_submitted|qfull_events|qfull_peak|qfull_slots|data_blocks_max) " "$D/attrib/stats"
+	st() { sed -n "s/^$1 //p" "$D/attrib/stats"; }
+	[ "$(st qfull_events)" -ge $((N * 9 / 10)) ] || { echo "only $(st qfull_events) commands waited for space"; exit 1; }
+	# The queue was long, and its storage stayed bounded by that length.
+	[ "$(st qfull_peak)" -ge 100 ] || { echo "at most $(st qfull_peak) commands waited at once"; exit 1; }
+	[ "$(st qfull_slots)" -le $((2 * $(st qfull_peak) + 8)) ] ||
+		{ echo "$(st qfull_slots) queue slots for at most $(st qfull_peak) waiting commands"; exit 1; }
 fi
 [ "$done_ios" -ge "$N" ] || { echo "only $done_ios commands completed"; exit 1; }
 [ "$errs" = 0 ] || { echo "$errs commands failed"; exit 1; }

@@ -565,6 +565,8 @@ struct Stats {
     handoff: u64,
     ring_peak: u32,
     blocks_peak: u32,
+    /// The longest the qfull queue has been.
+    qfull_peak: usize,
 }
 
 impl Drop for RingState {
@@ -867,6 +869,7 @@ impl Ring {
         if st.qfull.push(Queued { cmd, deadline }).is_ok() {
             self.arm_deadline(st, deadline);
         }
+        st.stats.qfull_peak = st.stats.qfull_peak.max(st.qfull.len());
     }
 
     /// Makes the timer fire by `deadline` (unless the ring is dead: `shutdown` stopped it).
@@ -1057,6 +1060,9 @@ impl Ring {
         writeln!(f, "cmds_timed_out {}", s.timed_out)?;
         writeln!(f, "cmds_aborted {}", s.aborted)?;
         writeln!(f, "qfull_events {}", s.qfull)?;
+        writeln!(f, "qfull_waiting {}", st.qfull.len())?;
+        writeln!(f, "qfull_peak {}", s.qfull_peak)?;
+        writeln!(f, "qfull_slots {}", st.qfull.capacity())?;
         writeln!(f, "data_in_deferred {}", s.deferred)?;
         writeln!(f, "data_in_not_deferred_idle {}", s.defer_idle)?;
         writeln!(f, "data_in_not_deferred_same_cpu {}", s.defer_same_cpu)?;
