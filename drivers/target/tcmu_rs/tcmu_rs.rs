@@ -235,6 +235,11 @@ impl Reclaimer {
     }
 
     fn reclaim_all(&self) {
+        // As C's `find_free_blocks`: nothing to do under the limit (a retry may come after
+        // the limit was raised or pages were freed; it must not empty every device).
+        if !over_global_limit() {
+            return;
+        }
         let mut rings = KVec::new();
         for r in self.rings.lock().iter() {
             if rings.push(r.clone(), GFP_KERNEL).is_err() {
