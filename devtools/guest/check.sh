@@ -182,7 +182,7 @@ done
 # Layer 6b: module parameters and data-page reclaim (global_max_data_area_mb), tcmu_rs only
 # (the C module shows no page counts).
 layer reclaim-tcmu_rs bash /tcmu/reclaim.sh
-grep -E "^(after fio|global_max|idle over|default limit)" /tmp/reclaim-tcmu_rs.log
+grep -E "^(after fio|global_max|idle over|default limit|rc2 busy)" /tmp/reclaim-tcmu_rs.log
 unload tcmu_rs reclaim
 
 # Layer 7: a hostile handler (tcmu-rs-fuzzer) corrupting the shared memory protocol while fio
