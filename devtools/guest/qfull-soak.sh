@@ -11,21 +11,16 @@ M=${TCMU_MODULE:-tcmu_rs}
 N=${SOAK_CMDS:-300000}
 D=$CFG/core/user_6/soak
 WWN=naa.5001405000000061
-HPID=
+hpid=
 cleanup() {
 	set +e
-	unexport_lun $WWN s
+	unexport_lun $WWN l
 	rmdir "$CFG/loopback" "$D" "$CFG/core/user_6" 2>/dev/null
-	[ -n "$HPID" ] && kill "$HPID" && wait "$HPID" 2>/dev/null
+	[ -n "$hpid" ] && kill "$hpid" && wait "$hpid" 2>/dev/null
 }
 trap cleanup EXIT
-modprobe "$M"
-modprobe tcm_loop
-make_user_dev "$D" "dev_config=ram/soak,dev_size=$((16 << 20)),max_data_area_mb=1,data_pages_per_blk=256"
-/tcmu/tcmu-rs-handler --wait >/tmp/soak-handler.log 2>&1 &
-HPID=$!
-export_lun $WWN "$D" s
-sd=$(wait_disk) || { echo "no disk"; exit 1; }
+served_lun "$M" "$D" "dev_config=ram/soak,dev_size=$((16 << 20)),max_data_area_mb=1,data_pages_per_blk=256" \
+	30 $WWN /tmp/soak-handler.log
 cnt() { printf '%d' "$(cat /sys/block/$sd/device/$1)"; }
 ios=$(cnt iodone_cnt) errs0=$(cnt ioerr_cnt)
 t0=$(date +%s)
