@@ -26,8 +26,11 @@ qemu-img create -q -f qcow2 -o preallocation=full "$IMG" 64M
 : >/var/log/tcmu-runner.log
 tcmu-runner >/tmp/tcmu-runner.out 2>&1 &
 RPID=$!
-# The runner announces SET_FEATURES at start; give it a moment.
+# The runner announces SET_FEATURES at start; give it a moment, more on the debug kernel (seen
+# there once, with tcmu_rs: a device created 1 s after the start made the runner log "could
+# not open /dev/uio0" and a refused block_dev write, though its I/O then passed).
 sleep 1
+[ -e /sys/kernel/debug/kmemleak ] && sleep 4
 make_user_dev "$D" "dev_config=qcow/$IMG,dev_size=67108864"
 export_lun $WWN "$D" q
 # The only disk: earlier tests removed theirs.
