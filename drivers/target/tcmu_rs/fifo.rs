@@ -33,7 +33,11 @@ pub(crate) struct Fifo<T> {
 impl<T> Fifo<T> {
     pub(crate) const fn new() -> Self {
         // INVARIANT: No slots, nothing queued.
-        Self { slots: KVec::new(), head: 0, len: 0 }
+        Self {
+            slots: KVec::new(),
+            head: 0,
+            len: 0,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -51,7 +55,10 @@ impl<T> Fifo<T> {
 
     /// The index of the `i`-th slot from `head`.
     fn index(&self, i: usize) -> usize {
-        self.head.wrapping_add(i).checked_rem(self.slots.len()).unwrap_or(0)
+        self.head
+            .wrapping_add(i)
+            .checked_rem(self.slots.len())
+            .unwrap_or(0)
     }
 
     /// Moves the queue into new storage of `cap` slots, oldest first at slot 0.
@@ -211,7 +218,10 @@ pub(crate) fn kunit_fifo_order() {
     kernel::kunit_expect_eq!(taken, 3);
     let in_order = {
         let mut it = q.iter();
-        it.next() == Some(&4) && it.next() == Some(&6) && it.next() == Some(&8) && it.next().is_none()
+        it.next() == Some(&4)
+            && it.next() == Some(&6)
+            && it.next() == Some(&8)
+            && it.next().is_none()
     };
     kernel::kunit_expect!(in_order);
     for v in q.iter_mut() {
