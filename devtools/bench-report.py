@@ -9,10 +9,13 @@ log, out = sys.argv[1], sys.argv[2]
 # (target, store, row) -> [(iops, p50, cpu_us_per_io, rep, busy0, busy1, ctxt/io, ipi0/io, ipi1/io)]
 res = defaultdict(list)
 mem, counters, rows, head = [], [], [], ""
+failed = []
 for line in open(log, errors="replace"):
     line = line.strip()
     if line.startswith("BENCH runtime"):
         head = line
+    if line.startswith("fio failed") or (line.startswith("RESULT ") and " error=" in line):
+        failed.append(line)
     m = re.match(r"RESULT (.*)", line)
     if m:
         kv = dict(x.split("=", 1) for x in m.group(1).split() if "=" in x)
@@ -27,6 +30,14 @@ for line in open(log, errors="replace"):
         mem.append(line[4:])
     if line.startswith("cmds_submitted"):
         counters.append(line)
+
+# A run that failed would silently leave its row's medians to the other passes: no report.
+if failed:
+    sys.exit("bench-report: %d failed runs, no report:\n  " % len(failed) + "\n  ".join(failed))
+if not res:
+    sys.exit("bench-report: no RESULT line in " + log)
+accel = re.search(r"\baccel=(\w+)", head)
+accel = accel.group(1) if accel else "unknown"
 
 def med(t, store, row, i=0):
     v = [x[i] for x in res.get((t, store, row), []) if x[0] > 0]
@@ -71,8 +82,12 @@ L.append("# Benchmarks: tcmu_rs against target_core_user and rd_mcp\n")
 L.append("Produced by `make bench` (devtools/bench.sh, devtools/guest/bench.sh, "
          "devtools/bench-report.py); rerun it to reproduce.\n")
 L.append("## Method\n")
-L.append(f"- Machine: {os.cpu_count()} host CPUs ({cpu}); guest QEMU **TCG** (no KVM), "
-         "`-cpu max -smp 2`: absolute numbers mean little, compare ratios.")
+if accel == "kvm":
+    L.append(f"- Machine: {os.cpu_count()} host CPUs ({cpu}); guest QEMU with **KVM**, "
+             "`-cpu host -smp 2`.")
+else:
+    L.append(f"- Machine: {os.cpu_count()} host CPUs ({cpu}); guest QEMU **{accel.upper()}** "
+             "(no KVM), `-cpu max -smp 2`: absolute numbers mean little, compare ratios.")
 L.append(f"- Kernel: Debian linux-source-6.12 built by this repository (small config), commit {commit}.")
 if "interleave=row" in head:
     L.append(f"- Run: `{head}`. One boot; in each pass, row by row, the three targets run "

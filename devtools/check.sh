@@ -16,12 +16,13 @@ host_tests() {
 	log "host: cargo test (tools/tcmu)"
 	if (cd "$TOP/tools/tcmu" && cargo test --workspace --no-fail-fast 2>&1) | tee "$out"; then :; fi
 	# Sum "test result: ok. N passed; M failed" over all test binaries.
-	local p f
+	local p f i
 	p=$(awk '/^test result:/ { s += $4 } END { print s + 0 }' "$out")
 	f=$(awk '/^test result:/ { s += $6 } END { print s + 0 }' "$out")
+	i=$(awk '/^test result:/ { s += $8 } END { print s + 0 }' "$out")
 	if ! grep -q '^test result:' "$out"; then f=$((f + 1)); log "host: cargo test did not run"; fi
 	if grep -q '^error' "$out"; then f=$((f + 1)); log "host: cargo reported an error"; fi
-	echo "host $p $f" >>"$RES/results"
+	echo "host $p $f $i" >>"$RES/results"
 	stage_time "host tests" $((SECONDS - t0))
 }
 
@@ -79,18 +80,21 @@ build_selftests() {
 }
 
 # The module has no path to a Rust panic (bounds, division, split, unwrap, overflow): each
-# would be a BUG on a value a handler controls or a broken invariant. Checked on the object:
-# no reference to core::panicking.
+# would be a BUG on a value a handler controls or a broken invariant. Checked on the objects
+# (devtools/no-panic.py): no function of the module, and none of our rust/kernel
+# abstractions, calls a libcore function that diverges into the panic handler, directly or
+# through the kernel crate.
+OUR_ABSTRACTIONS="kernel::uio kernel::target kernel::genetlink kernel::timer kernel::module_param kernel::ratelimit kernel::kunit_suite"
 no_panic_paths() {
-	local obj=$BUILD/drivers/target/tcmu_rs/tcmu_rs.o sites
-	sites=$(objdump -dr --no-show-raw-insn "$obj" |
-		awk '/^[0-9a-f]+ <.*>:$/ { fn = $2 } /R_X86_64/ && /core[0-9]*panicking/ { print fn, $NF }')
-	if [ -z "$sites" ]; then
-		log "no-panic: tcmu_rs.o has no panic path"
+	local rc=0
+	# shellcheck disable=SC2086 # a list of paths
+	python3 "$TOP/devtools/no-panic.py" "$BUILD/rust/core.o" "$BUILD/rust/kernel.o" \
+		"$BUILD/drivers/target/tcmu_rs/tcmu_rs.o" --ours $OUR_ABSTRACTIONS >&2 || rc=$?
+	if [ $rc = 0 ]; then
+		log "no-panic: no panic path in tcmu_rs.o and our rust/kernel abstractions"
 		echo "no-panic 1 0" >>"$RES/results"
 	else
-		log "no-panic: tcmu_rs.o can panic in:"
-		echo "$sites" | sort | uniq -c >&2
+		log "no-panic: panic paths above (or the gate could not check: status $rc)"
 		echo "no-panic 0 1" >>"$RES/results"
 	fi
 }
@@ -118,9 +122,48 @@ guest_tests() {
 		--timeout $(((1500 + $(fuzz_secs) + CYCLES * 2 * 5) * slowdown)) \
 		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS FUZZ_TIME=$(($(fuzz_secs) * slowdown)) FUZZ_TICK=$FUZZ_TICK CYCLES=$CYCLES QUICK=${QUICK:-0} LAYERS='$LAYERS' sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
+	account_layers
 	# A guest that crashed, hung or logged a kernel warning fails the run.
 	[ $rc = 0 ] || echo "guest-vm 0 1" >>"$RES/results"
 	stage_time "guest tests" $((SECONDS - t0))
+}
+
+# expected_layers: the guest layers this run asks for (devtools/guest/layers, filtered by
+# QUICK and LAYERS as the guest filters them).
+expected_layers() {
+	local name scope by pat
+	while read -r name scope by; do
+		case $name in '' | '#'*) continue ;; esac
+		[ "$scope" = all ] || [ "${QUICK:-0}" != 1 ] || continue
+		by=${by:-$name}
+		if [ -z "$LAYERS" ]; then echo "$name"; continue; fi
+		set -f
+		for pat in $LAYERS; do
+			# shellcheck disable=SC2053 # a pattern, as in the guest's want()
+			if [[ $by == $pat ]]; then echo "$name"; break; fi
+		done
+		set +f
+	done <"$TOP/devtools/guest/layers"
+}
+
+# account_layers: a layer that was asked for and reported nothing failed (the guest crashed
+# before it, /out was not shared, a script stopped early); a result from a layer that is not
+# in devtools/guest/layers fails too, so that a new layer cannot be left out of the list.
+account_layers() {
+	local name expected
+	expected=$(expected_layers)
+	for name in $expected; do
+		grep -q "^$name " "$RES/results" && continue
+		log "guest: layer $name reported nothing"
+		echo "$name 0 1" >>"$RES/results"
+	done
+	[ -s "$RES/out/results" ] || return 0
+	while read -r name _; do
+		case $name in kmemleak-* | *-rmmod) continue ;; esac
+		grep -qx "$name" <<<"$expected" && continue
+		log "guest: layer $name is not in devtools/guest/layers (or was not asked for)"
+		echo "unlisted-$name 0 1" >>"$RES/results"
+	done <"$RES/out/results"
 }
 
 summary() {
@@ -128,11 +171,14 @@ summary() {
 	echo "== stage times =="
 	printf '  %s\n' "${STAGES[@]}"
 	echo "== results by layer =="
-	awk '{ printf "  %-22s %4d passed, %d failed\n", $1, $2, $3 }' "$RES/results"
-	local p f
+	awk '{ printf "  %-22s %4d passed, %d failed%s\n", $1, $2, $3, ($4 > 0 ? ", " $4 " skipped" : "") }' "$RES/results"
+	local p f s
 	p=$(awk '{ s += $2 } END { print s + 0 }' "$RES/results")
 	f=$(awk '{ s += $3 } END { print s + 0 }' "$RES/results")
+	s=$(awk '{ s += $4 } END { print s + 0 }' "$RES/results")
 	echo "$p passed, $f failed"
+	# Skips are not passes: each one is listed in devtools/guest/skips.allow (or its layer failed).
+	echo "$s skipped"
 	[ "$f" = 0 ]
 }
 

@@ -11,7 +11,19 @@
 . "$(dirname "$0")/lib.sh"
 shopt -s lastpipe
 
-SPLATS='BUG:|WARNING:|Oops|KASAN|possible circular locking|lockdep|INFO: task .* blocked for more than|unreferenced object|Kernel panic|general protection fault|UBSAN'
+# Kernel reports that fail a run, matched on every line of the run's kernel log (and of the
+# console after a crash: it mixes in the tests' own output). Real reports only: lockdep's own lines, not the word (the debug kernel's boot line
+# "RCU lockdep checking is enabled." is benign).
+SPLATS='BUG:|WARNING:|Oops|KASAN|UBSAN|Kernel panic|general protection fault|Call Trace:'
+SPLATS+='|INFO: task .* blocked for more than|detected stalls? on CPU|self-detected stall|soft lockup|hard LOCKUP'
+SPLATS+='|possible circular locking|possible recursive locking|inconsistent lock state|suspicious RCU usage'
+SPLATS+='|DEBUG_LOCKS_WARN_ON|INFO: trying to register non-static key|turning off the locking correctness validator'
+SPLATS+='|unreferenced object|new suspected memory leaks|page allocation failure'
+# The guest writes this line to the kernel log before the test command: a scanned log
+# without it (or without the kernel's first line) lost the start of the run.
+CANARY='tcmu-check: kernel log start of the test command'
+# Room for a whole run's kernel log (attr-diff alone writes megabytes); default 128 KiB.
+LOG_BUF_LEN=64M
 TIMEOUT=600 OUT= FILES=()
 usage() { die "usage: vm.sh [--timeout SECONDS] [--out DIR] [--file host:guest]... -- COMMAND..."; }
 while [ $# -gt 0 ]; do
@@ -48,7 +60,7 @@ qemu() {
 	timeout -k 5 "$2" qemu-system-x86_64 -accel "$1" -cpu "$([ "$1" = kvm ] && echo host || echo max)" -smp 2 -m 2048 \
 		-nodefaults -no-user-config -display none -no-reboot -monitor none -serial stdio \
 		-kernel "$KERNEL" -initrd "$TMP/initrd.cpio" \
-		-append "console=ttyS0 quiet panic=-1 acpi=noirq tcmu.cmd=$3" \
+		-append "console=ttyS0 quiet panic=-1 acpi=noirq log_buf_len=$LOG_BUF_LEN tcmu.accel=$1 tcmu.cmd=$3" \
 		-fsdev local,id=out,path="$OUT",security_model=none \
 		-device virtio-9p-pci,fsdev=out,mount_tag=out </dev/null 2>&1
 }
@@ -103,6 +115,11 @@ if [ -z "$rc" ]; then
 	fi
 	log "error: no exit marker: guest crashed or QEMU failed (status $qemu_rc; see $OUT/console.log)"
 	exit 125
+fi
+# The whole kernel log of the run must be there, or the scan below proves nothing.
+if ! grep -aqE '^(\[[ 0-9.]+\] )?Linux version ' "$OUT/dmesg.log" || ! grep -aqF "$CANARY" "$OUT/dmesg.log"; then
+	log "error: the kernel log lost the start of the run (wrapped or not printed; see $OUT/dmesg.log)"
+	exit 120
 fi
 if grep -aqE "$SPLATS" "$OUT/dmesg.log"; then
 	log "error: kernel log problems (guest command exited $rc):"

@@ -148,7 +148,9 @@ run_row() {
 		[ "$STAT" -gt "${PEAK[$key]:-0}" ] && PEAK[$key]=$STAT
 		sleep 0.5
 	done
-	wait $fpid || { echo "fio failed: $t $name"; cat /tmp/bench.err; }
+	# A failed run fails the benchmark (bench-report.py refuses the log): dropping it from the
+	# medians would bias them.
+	wait $fpid || { echo "fio failed: $t $store $name rep $rep"; cat /tmp/bench.err; rm -f /tmp/bench.json; }
 	read -ra b1 <<<"$(busy_ticks)"
 	read -ra e1 <<<"$(sched_events)"
 	local busy=$((b1[0] - b0[0])) busy_c0=$((b1[1] - b0[1])) busy_c1=$((b1[2] - b0[2]))
@@ -235,7 +237,9 @@ if [ -n "${BENCH_PROFILE:-}" ]; then
 	exit
 fi
 
-echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) pinned=${FIO_CPU:+fio:0,handler:1} interleave=row kernel=$(uname -r)"
+# vm.sh names the accelerator it booted with on the kernel command line.
+accel=$(sed -n 's/.*tcmu\.accel=\([a-z]*\).*/\1/p' /proc/cmdline)
+echo "BENCH runtime=${RT}s reps=$REPS cpus=$(nproc) accel=${accel:-unknown} pinned=${FIO_CPU:+fio:0,handler:1} interleave=row kernel=$(uname -r)"
 # Row by row: the three targets run one row back to back (a fresh device each), so a slow
 # spell of the host hits the rs and c runs of a pair alike; the order alternates from row to
 # row and pass to pass (rs c rd, rd c rs, ...).

@@ -40,11 +40,27 @@ want() {
 }
 now() { date +%s; }
 
-# Counts KTAP test-case lines (indented "ok"/"not ok") on stdin: prints "passed failed".
+# Counts KTAP test-case lines (indented "ok"/"not ok") on stdin: prints "passed failed
+# skipped".
 ktap_count() {
-	awk '/^[ \t]+ok [0-9]+ / { if ($0 ~ /# SKIP/) next; p++ }
+	awk '/^[ \t]+ok [0-9]+ / { if ($0 ~ /# SKIP/) s++; else p++ }
 	     /^[ \t]+not ok [0-9]+ / { f++ }
-	     END { print p + 0, f + 0 }'
+	     END { print p + 0, f + 0, s + 0 }'
+}
+
+# skips_allowed LAYER LOG: every kselftest case that LOG shows as skipped must be listed for
+# LAYER in skips.allow (a skip is a test that did not run); prints the skip count, and says
+# and returns 1 for any other.
+skips_allowed() {
+	local n=0 bad=0 name
+	for name in $(sed -n 's/^ok [0-9]* \([^ ]*\) # SKIP.*/\1/p' "$2"); do
+		n=$((n + 1))
+		grep -qx "$1 $name" /tcmu/skips.allow && continue
+		say "FAILED: $1: $name skipped (not in skips.allow)" >&2
+		bad=1
+	done
+	echo "$n"
+	return $bad
 }
 
 # Lines of the kernel log printed after line $1.
@@ -53,8 +69,12 @@ dmesg_since() { dmesg | tail -n +"$(($1 + 1))"; }
 # Layer 1: KUnit suites built into the kernel (the Rust doctests), run at boot.
 if want kunit-builtin; then
 	set -- $(dmesg | ktap_count)
-	say "kunit (built-in): $1 passed, $2 failed"
-	echo "kunit-builtin $1 $2" >>"$RESULTS"
+	say "kunit (built-in): $1 passed, $2 failed, $3 skipped"
+	f=$2
+	# The kernel runs its built-in suites at boot (CONFIG_KUNIT_DEFAULT_ENABLED): none means
+	# they were not built or not run.
+	[ "$1" -gt 0 ] || { say "FAILED: no built-in KUnit case ran"; f=$((f + 1)); }
+	echo "kunit-builtin $1 $f $3" >>"$RESULTS"
 	[ "$2" = 0 ] || dmesg | grep -E '^[ \t]+not ok|EXPECTATION FAILED|ASSERTION FAILED'
 fi
 
@@ -68,10 +88,11 @@ check() {
 mark=$(dmesg | wc -l)
 check "modprobe tcmu_rs" modprobe tcmu_rs
 set -- $(dmesg_since "$mark" | ktap_count)
-say "kunit (tcmu_rs): $1 passed, $2 failed"
+say "kunit (tcmu_rs): $1 passed, $2 failed, $3 skipped"
 [ "$2" = 0 ] || dmesg_since "$mark" | grep -E '^[ \t]+not ok|EXPECTATION FAILED'
-echo "kunit-module $1 $2" >>"$RESULTS"
-[ $(($1 + $2)) -gt 0 ] || { say "FAILED: no KUnit case ran in tcmu_rs"; f=$((f + 1)); }
+kf=$2
+[ "$1" -gt 0 ] || { say "FAILED: no KUnit case ran in tcmu_rs"; kf=$((kf + 1)); }
+echo "kunit-module $1 $kf $3" >>"$RESULTS"
 check "backend 'user' registered" sh -c 'mkdir /sys/kernel/config/target/core/user_9 && rmdir /sys/kernel/config/target/core/user_9'
 # The loser's init fails with EEXIST, which modprobe reports as success ("already
 # loaded"): check that the module is absent instead.
@@ -90,7 +111,7 @@ want module && module_layer
 kselftest() { # module other
 	want "kselftest-$1" || return 0
 	modprobe "$1" || { echo "kselftest-$1 0 1" >>"$RESULTS"; return; }
-	sp=0 sf=0
+	sp=0 sf=0 ss=0
 	for t in tcmu_basic tcmu_ring tcmu_fail tcmu_netlink; do
 		out=/tmp/kselftest-$1-$t.log
 		TCMU_MODULE=$1 TCMU_OTHER_MODULE=$2 "$SELFTESTS/$t" 2>&1 | tee "$out"
@@ -100,8 +121,10 @@ kselftest() { # module other
 		ke=$(echo "$totals" | sed -n 's/.* error:\([0-9]*\).*/\1/p')
 		[ -n "$kp" ] || { kp=0; kf=1; say "no kselftest totals for $t on $1"; }
 		sp=$((sp + kp)) sf=$((sf + ${kf:-0} + ${ke:-0}))
+		ks=$(skips_allowed "kselftest-$1" "$out") || sf=$((sf + 1))
+		ss=$((ss + ks))
 	done
-	echo "kselftest-$1 $sp $sf" >>"$RESULTS"
+	echo "kselftest-$1 $sp $sf $ss" >>"$RESULTS"
 	leakcheck "$1" || echo "kmemleak-kselftest-$1 0 1" >>"$RESULTS"
 	rmmod "$1" || echo "kselftest-$1-rmmod 0 1" >>"$RESULTS"
 }
@@ -137,7 +160,7 @@ if full; then
 	unload tcmu_rs fio-matrix
 fi
 
-# Layer 4c: a sustained overload of a one-block data area (300000 commands, nearly all of
+# Layer 4d: a sustained overload of a one-block data area (300000 commands, nearly all of
 # them waiting for space in a queue that never empties; none may fail), against each module.
 # The debug kernel (kmemleak) runs 50000: it is several times slower.
 SOAK_CMDS=300000
@@ -154,7 +177,7 @@ for m in $MODS; do
 	unload "$m" e2e-tcmu-runner-$m
 done
 
-# Layer 5b: the configfs and sysfs interface walked on both modules and compared (every
+# Layer 5c: the configfs and sysfs interface walked on both modules and compared (every
 # difference must be in attr-diff.allow); targetcli saveconfig/clearconfig/restoreconfig of a
 # user:qcow backstore served by tcmu-runner, then fio verify, on each module.
 if full; then
@@ -177,7 +200,7 @@ for m in $MODS; do
 		layer teardown-load-$m env TCMU_MODULE=$m bash /tcmu/teardown-load.sh
 		grep "teardown under load" /tmp/teardown-load-$m.log
 		layer kill-restart-$m env TCMU_MODULE=$m bash /tcmu/kill-restart.sh
-		grep -E "^(A|B): fio exit|longest D state" /tmp/kill-restart-$m.log
+		grep -E "^(A|B): fio exit|^B: READ|longest D state" /tmp/kill-restart-$m.log
 	fi
 	unload "$m" robustness-$m
 done
@@ -185,7 +208,7 @@ done
 # Layer 6b: module parameters and data-page reclaim (global_max_data_area_mb), tcmu_rs only
 # (the C module shows no page counts).
 layer reclaim-tcmu_rs bash /tcmu/reclaim.sh
-grep -E "^(after fio|global_max|idle over|default limit|rc2 busy)" /tmp/reclaim-tcmu_rs.log
+grep -E "^(after fio|global_max|idle over|default limit|rc2 busy|plug:)" /tmp/reclaim-tcmu_rs.log
 unload tcmu_rs reclaim
 
 # Layer 7: a hostile handler (tcmu-rs-fuzzer) corrupting the shared memory protocol while fio

@@ -123,6 +123,9 @@ while ! grep -q "^fuzzer: [0-9]* mutations" /tmp/fuzzer.out 2>/dev/null; do
 done
 say "fuzzing done"
 cat /tmp/fuzzer.out
+# A fuzzer that ran out of time (or died) before its budget tested less than it says.
+made=$(sed -n 's/^fuzzer: \([0-9]*\) mutations.*/\1/p' /tmp/fuzzer.out | head -1)
+[ "${made:-0}" -ge "$N" ] || fail "the fuzzer made ${made:-no} of its $N mutations in $T s"
 # fio stops on SIGINT once its in-flight I/O completes (served correctly now).
 stop "$IOPID" INT 30; IOPID=
 say "fio under fuzzing exited with $rc"

@@ -37,6 +37,7 @@ use crate::{
     bindings,
     error::Result,
     ffi::{c_char, c_int},
+    str::CStr,
     sync::Arc,
     ThisModule,
 };
@@ -167,20 +168,18 @@ pub struct KernelParam(bindings::kernel_param);
 unsafe impl Sync for KernelParam {}
 
 impl KernelParam {
-    /// A parameter named `name` (NUL-terminated) of `module` with `ops` and sysfs mode `perm`.
+    /// A parameter named `name` of `module` with `ops` and sysfs mode `perm`.
     ///
-    /// Used by [`module_param_cb!`](crate::module_param_cb); `perm` must not be
-    /// world-writable (checked at compile time there).
+    /// Used by [`module_param_cb!`](crate::module_param_cb), which also rejects a
+    /// world-writable `perm` at compile time.
     pub const fn new(
-        name: &'static [u8],
+        name: &'static CStr,
         module: *mut bindings::module,
         ops: &'static KernelParamOps,
         perm: u16,
     ) -> Self {
-        assert!(!name.is_empty() && name[name.len() - 1] == 0);
-        assert!(perm & 0o002 == 0, "world-writable module parameter");
         Self(bindings::kernel_param {
-            name: name.as_ptr().cast(),
+            name: name.as_char_ptr(),
             mod_: module,
             ops: &ops.0,
             perm,
@@ -225,12 +224,13 @@ macro_rules! module_param_cb {
             extern "C" {
                 static __this_module: $crate::types::Opaque<$crate::bindings::module>;
             }
+            const _: () = ::core::assert!(($perm) & 0o002 == 0, "world-writable module parameter");
             static OPS: $crate::module_param::KernelParamOps =
                 $crate::module_param::OpsOf::<$ops>::$kind;
             #[link_section = "__param"]
             #[used(compiler)]
             static PARAM: $crate::module_param::KernelParam = $crate::module_param::KernelParam::new(
-                concat!($name, "\0").as_bytes(),
+                $crate::c_str!($name),
                 // SAFETY: Only the address of the module's `struct module` is taken.
                 unsafe { ::core::ptr::addr_of!(__this_module) }.cast_mut().cast(),
                 &OPS,

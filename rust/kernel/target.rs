@@ -947,8 +947,18 @@ impl AttrSet {
             a.ca_name = d.name.as_char_ptr();
             a.ca_owner = module.as_ptr();
             a.ca_mode = (if d.read { 0o444 } else { 0 } | if d.write { 0o200 } else { 0 }) as _;
-            a.show = if d.read { Some(show[i]) } else { None };
-            a.store = if d.write { Some(store[i]) } else { None };
+            // `Backend` builds `show` and `store` with an entry per attribute; a shorter
+            // table is refused, not indexed past.
+            a.show = if d.read {
+                Some(*show.get(i).ok_or(EINVAL)?)
+            } else {
+                None
+            };
+            a.store = if d.write {
+                Some(*store.get(i).ok_or(EINVAL)?)
+            } else {
+                None
+            };
             let b = KBox::new(Opaque::new(a), GFP_KERNEL)?;
             ptrs.push(b.get(), GFP_KERNEL)?;
             attrs.push(b, GFP_KERNEL)?;

@@ -2328,6 +2328,8 @@ fn kunit_tmr_type_as_c() {
     }
 }
 
+/// An entry that does not fit before the end of the ring is placed at offset 0 after a PAD
+/// that fills the end; reaping returns the PAD, then the entry, and the ring is empty again.
 fn kunit_ring_wraps_with_pad() {
     let Ok(fifo) = KVVec::from_elem(0, ring::fifo_capacity(1024), GFP_KERNEL) else {
         kernel::kunit_expect!(false, "alloc");
@@ -2337,9 +2339,50 @@ fn kunit_ring_wraps_with_pad() {
         kernel::kunit_expect!(false, "ring");
         return;
     };
-    kernel::kunit_expect!(r.reserve(1000, Opcode::Cmd).is_some());
-    // Nothing reaped yet: no room for another entry.
-    kernel::kunit_expect!(r.reserve(112, Opcode::Cmd).is_none());
+    let first = r.reserve(640, Opcode::Cmd);
+    kernel::kunit_expect_eq!(
+        first,
+        Some(ring::Placement {
+            pad: None,
+            offset: 0
+        })
+    );
+    // Not reaped yet: no room for 512 more bytes (with or without the PAD).
+    kernel::kunit_expect!(r.reserve(512, Opcode::Cmd).is_none());
+    match r.begin_reap(640) {
+        Ok(mut reaper) => {
+            kernel::kunit_expect!(matches!(reaper.consume(), Ok(Some(s)) if s.offset == 0));
+            kernel::kunit_expect!(matches!(reaper.consume(), Ok(None)));
+        }
+        Err(_) => kernel::kunit_expect!(false, "reap the first entry"),
+    }
+    // 384 bytes are left before the end: the next 512 wrap behind a PAD of 384 at 640.
+    let wrapped = r.reserve(512, Opcode::Cmd);
+    kernel::kunit_expect_eq!(
+        wrapped,
+        Some(ring::Placement {
+            pad: Some((640, 384)),
+            offset: 0
+        })
+    );
+    kernel::kunit_expect_eq!(r.head(), 512);
+    kernel::kunit_expect_eq!(r.pending_slots(), 2);
+    match r.begin_reap(512) {
+        Ok(mut reaper) => {
+            let pad = reaper.consume();
+            kernel::kunit_expect!(
+                matches!(pad, Ok(Some(s)) if s.offset == 640 && s.len() == 384 && s.op() == abi::TCMU_OP_PAD)
+            );
+            let cmd = reaper.consume();
+            kernel::kunit_expect!(
+                matches!(cmd, Ok(Some(s)) if s.offset == 0 && s.len() == 512 && s.op() == abi::TCMU_OP_CMD)
+            );
+            kernel::kunit_expect!(matches!(reaper.consume(), Ok(None)));
+        }
+        Err(_) => kernel::kunit_expect!(false, "reap the PAD and the entry"),
+    }
+    kernel::kunit_expect!(r.is_empty());
+    kernel::kunit_expect_eq!(r.last_cleaned(), 512);
 }
 
 kernel::kunit_tests!(

@@ -64,11 +64,25 @@ FIXTURE_TEARDOWN(hba)
 
 TEST(backend_listed)
 {
-	char buf[4096];
+	char hba[128], bogus[128], path[160], buf[4096];
 
-	/* The target core lists loaded backends' HBAs; an HBA of ours must be creatable. */
-	ASSERT_EQ(0, access(CORE, F_OK));
+	/*
+	 * The target core makes an HBA only for a registered backend and names the backend in
+	 * the HBA's hba_info: ours must be there as "user", and a name nobody registered must
+	 * be refused (or this test would pass on any target core).
+	 */
 	ASSERT_LT(0, read_file("/sys/kernel/config/target/version", buf, sizeof(buf)));
+	snprintf(hba, sizeof(hba), CORE "/user_%d", 5000 + getpid() % 1000);
+	ASSERT_EQ(0, mkdir(hba, 0755)) TH_LOG("mkdir %s: %s", hba, strerror(errno));
+	snprintf(path, sizeof(path), "%s/hba_info", hba);
+	EXPECT_LT(0, read_file(path, buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, " plugin: user ")) TH_LOG("hba_info: %s", buf);
+	EXPECT_EQ(0, rmdir(hba));
+	snprintf(bogus, sizeof(bogus), CORE "/tcmu_no_such_backend_%d", getpid() % 1000);
+	EXPECT_NE(0, mkdir(bogus, 0755)) {
+		rmdir(bogus);
+		TH_LOG("an HBA of an unregistered backend was made");
+	}
 }
 
 TEST_F(hba, device_mkdir_rmdir)
