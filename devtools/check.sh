@@ -54,6 +54,24 @@ FUZZ_TICK=${FUZZ_TICK:-5}
 # fuzz-*' for a dedicated long run); the host layers always run. Empty: everything.
 LAYERS=${LAYERS:-}
 [[ $LAYERS =~ ^[A-Za-z0-9_*?\ -]*$ ]] || die "LAYERS: names and patterns (letters, digits, _ - * ?)"
+# Each pattern must select a layer of devtools/guest/layers (in this QUICK mode): a typo
+# would run nothing and pass.
+check_layer_patterns() {
+	local pat name scope by hit
+	set -f
+	for pat in $LAYERS; do
+		hit=0
+		while read -r name scope by; do
+			case $name in '' | '#'*) continue ;; esac
+			[ "$scope" = all ] || [ "${QUICK:-0}" != 1 ] || continue
+			# shellcheck disable=SC2053 # a pattern
+			[[ ${by:-$name} == $pat ]] && { hit=1; break; }
+		done <"$TOP/devtools/guest/layers"
+		[ $hit = 1 ] || die "LAYERS: '$pat' selects no layer of devtools/guest/layers"
+	done
+	set +f
+}
+check_layer_patterns
 # The guest run's time limit grows with the fuzzing time (fuzz-handler.sh fuzzes for at most
 # max(90, FUZZ_MUTATIONS / 200) seconds).
 fuzz_secs() { local t=$((FUZZ_MUTATIONS / 200)); echo $((t > 90 ? t : 90)); }
@@ -152,6 +170,7 @@ expected_layers() {
 account_layers() {
 	local name expected
 	expected=$(expected_layers)
+	[ -n "$expected" ] || { echo "guest-layers 0 1" >>"$RES/results"; log "guest: no layer selected"; }
 	for name in $expected; do
 		grep -q "^$name " "$RES/results" && continue
 		log "guest: layer $name reported nothing"

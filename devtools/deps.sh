@@ -8,7 +8,7 @@ PKGS=(
 	libclang-19-dev llvm-19 clang-19 lld-19
 	bc bison flex libelf-dev libssl-dev cpio rsync patch make gcc python3
 	qemu-system-x86 qemu-utils busybox-static kmod
-	tcmu-runner targetcli-fb python3-rtslib-fb fio sg3-utils e2fsprogs dbus-daemon
+	tcmu-runner targetcli-fb python3-rtslib-fb fio sg3-utils e2fsprogs dbus-daemon open-iscsi
 	linux-perf
 )
 
@@ -26,7 +26,7 @@ for round in 1 2; do
 	[ "$round" = 2 ] || $SUDO apt-get update -q
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 done
-for c in qemu-img qemu-system-x86_64 fio tcmu-runner targetcli sg_inq busybox; do
+for c in qemu-img qemu-system-x86_64 fio tcmu-runner targetcli sg_inq busybox iscsiadm; do
 	command -v "$c" >/dev/null || die "$c is missing after installing the Debian packages"
 done
 

@@ -7,7 +7,7 @@
 # concatenated newc archives in order). Both are uncompressed so the guest does
 # not spend TCG time decompressing.
 #   base:    busybox, tcmu-runner, targetcli (python3), fio, perf, sg3-utils, qemu-img,
-#            kmod, e2fsprogs with their shared-library closures; merged-/usr layout.
+#            open-iscsi, kmod, e2fsprogs with their shared-library closures; merged-/usr layout.
 #            Cached in $CACHE/initramfs/, keyed by the installed package versions
 #            and this script.
 #   per-run: /init, /lib/modules/<release> from $BUILD/staging, and /tcmu with
@@ -86,6 +86,12 @@ build_base() {
 	add /usr/bin/perf # make bench BENCH_PROFILE=row (software cpu-clock samples under TCG)
 	for p in /bin/kmod /sbin/{modprobe,insmod,rmmod,lsmod,depmod,modinfo}; do add $p; done
 	for p in mkfs.ext4 mke2fs e2fsck; do add /sbin/$p; done
+	# open-iscsi, the initiator of the LIO iSCSI layer (devtools/guest/iscsi.sh).
+	add /sbin/iscsid
+	add /sbin/iscsiadm
+	add /etc/iscsi/iscsid.conf
+	echo "InitiatorName=iqn.2026-12.org.tcmu-rs:initiator" >"$ROOT/etc/iscsi/initiatorname.iscsi"
+	mkdir -p "$ROOT/var/lib/iscsi" "$ROOT/run/lock/iscsi"
 	add /etc/mke2fs.conf
 	add /sbin/ldconfig # ctypes.util.find_library (pyudev) runs ldconfig -p
 	# A system bus: targetcli finds tcmu-runner's handlers (user:*) over D-Bus.

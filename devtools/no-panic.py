@@ -79,16 +79,19 @@ def parse(obj):
         pending = None
         if op.startswith("ret"):
             cur.returns = True
-        elif op.startswith("call") or op.startswith("jmp"):
+        elif op.startswith("call") or op.startswith("j"):
+            # call, jmp, and conditional jumps (a `jne` to another function is a tail call).
             kind = "call" if op.startswith("call") else "jmp"
+            if args.startswith("*"):
+                # Indirect: the target is unknown; a jump may return through it.
+                cur.returns |= kind == "jmp"
+                continue
             d = DIRECT.match(args)
             if d and d.group(1) != cur.name:
                 # A direct call or jump to a local function (no relocation).
                 (cur.calls if kind == "call" else cur.tails).add(d.group(1))
             else:
-                pending = kind  # the relocation on the next line names the target
-        elif op.startswith("j"):
-            pass  # conditional jumps stay in the function (or go to a cold part, see below)
+                pending = kind  # a relocation on the next line names the target
     # rustc splits cold parts into NAME.cold (or similar) local symbols: fold them in.
     for name in list(funcs):
         base = name.split(".cold")[0]
@@ -97,7 +100,27 @@ def parse(obj):
             b.calls |= f.calls
             b.tails |= f.tails
             b.returns |= f.returns
+    # Symbols at the address of a function that objdump printed under another name (merged
+    # functions): callers may name either.
+    for name, alias in aliases(obj, funcs).items():
+        funcs.setdefault(name, alias)
     return funcs
+
+
+def aliases(obj, funcs):
+    """Maps every function symbol of OBJ that objdump did not label to the Func at its address."""
+    out = subprocess.run(["nm", "--defined-only", obj], capture_output=True, text=True,
+                         check=True).stdout
+    by_addr, names = {}, []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) != 3 or parts[1] not in "TtWw":
+            continue
+        addr, _, name = parts
+        names.append((addr, name))
+        if name in funcs:
+            by_addr.setdefault(addr, funcs[name])
+    return {name: by_addr[addr] for addr, name in names if name not in funcs and addr in by_addr}
 
 
 def main(argv):
@@ -169,9 +192,12 @@ def main(argv):
     names = demangle(sorted(set(graph) | entries))
     # kernel::uio is "6kernel3uio" in a v0-mangled symbol (each identifier length-prefixed).
     frags = ["".join("%d%s" % (len(p), p) for p in path.split("::")) for path in ours_paths]
-    for n in kernel:
-        if any(f in n for f in frags):
-            ours.add(n)
+    for path, frag in zip(ours_paths, frags):
+        mine = {n for n in kernel if frag in n}
+        if not mine:
+            print("no-panic: no function of %s in %s" % (path, kernel_o), file=sys.stderr)
+            return 2
+        ours |= mine
     bad = sorted(n for n in ours if n in via)
     for n in bad:
         chain, seen = [names[n]], {n}
@@ -185,10 +211,7 @@ def main(argv):
     print("no-panic: %d panic entry points in core, %d functions of ours checked (%d in the "
           "kernel crate), %d may panic" % (len(entries), len(ours), len(ours) - len(mods),
                                            len(bad)), file=sys.stderr)
-    if ours_paths and len(ours) == len(mods):
-        print("no-panic: no function of %s in %s" % (" ".join(ours_paths), kernel_o),
-              file=sys.stderr)
-        return 2
+
     return 1 if bad else 0
 
 

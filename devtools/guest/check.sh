@@ -160,6 +160,14 @@ if full; then
 	unload tcmu_rs fio-matrix
 fi
 
+# Layer 4c: large commands and sizes (hw_max_sectors, data_pages_per_blk, a 5 GiB sparse
+# device, a 256 MiB data area and an 8 MiB ring) with fio verify, against each module.
+for m in $MODS; do
+	layer large-$m env TCMU_MODULE=$m bash /tcmu/large.sh
+	grep -E "^(hw_max_sectors=|sparse device)" /tmp/large-$m.log
+	unload "$m" large-$m
+done
+
 # Layer 4d: a sustained overload of a one-block data area (300000 commands, nearly all of
 # them waiting for space in a queue that never empties; none may fail), against each module.
 # The debug kernel (kmemleak) runs 50000: it is several times slower.
@@ -174,7 +182,24 @@ done
 # Layer 5: Debian's tcmu-runner (qcow handler) through tcm_loop, against each module.
 for m in $MODS; do
 	layer e2e-tcmu-runner-$m env TCMU_MODULE=$m bash /tcmu/runner-e2e.sh
+	grep -E "^restart: fio exit" /tmp/e2e-tcmu-runner-$m.log
 	unload "$m" e2e-tcmu-runner-$m
+done
+
+# Layer 5a: four devices, two handler processes (ours and tcmu-runner), concurrent verified
+# I/O under a low global page limit, a fifth device added and removed under load; each module.
+for m in $MODS; do
+	layer multi-$m env TCMU_MODULE=$m bash /tcmu/multi.sh
+	grep -E "^(round|reclaimed|load[0-9])" /tmp/multi-$m.log
+	unload "$m" multi-$m
+done
+
+# Layer 5b: LIO iSCSI on 127.0.0.1 with open-iscsi in the guest (our handler and
+# tcmu-runner behind one target): verify, a filesystem, TMRs, logout/login; each module.
+for m in $MODS; do
+	layer iscsi-$m env TCMU_MODULE=$m bash /tcmu/iscsi.sh
+	grep -E "^(logged in|task management|logout/login)" /tmp/iscsi-$m.log
+	unload "$m" iscsi-$m
 done
 
 # Layer 5c: the configfs and sysfs interface walked on both modules and compared (every

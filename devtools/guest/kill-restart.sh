@@ -109,6 +109,7 @@ ERRS=5:121:52:95:110:28:67:61:84:12:16:11:19:62:22:6
 fio_verify late /tmp/kr-fio-b.log --loops=2 --continue_on_error=all --ignore_error="$ERRS,$ERRS" &
 fpid=$!
 sleep 3
+kill -0 "$fpid" 2>/dev/null || { echo "B: fio ended before the handler was killed"; rc=1; }
 kill_handler
 echo "B: handler killed"
 # A synchronous direct read waits in D state until its command times out: it shows the

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # End to end with Debian's tcmu-runner (qcow handler, netlink handshake) through tcm_loop:
-# fio randrw with crc32c verification. TCMU_MODULE selects the module (tcmu_rs by default).
+# fio randrw with crc32c verification, then fio verify across a SIGKILL and restart of the
+# runner. TCMU_MODULE selects the module (tcmu_rs by default).
 set -euo pipefail
 . /tcmu/lib.sh
 M=${TCMU_MODULE:-tcmu_rs}
@@ -44,4 +45,31 @@ if grep -E "\[ERROR\]" /var/log/tcmu-runner.log | grep -v "block_netlink\|reset_
 	echo "tcmu-runner logged errors"
 	exit 1
 fi
+
+# A real restart: tcmu-runner is SIGKILLed under a verified fio and started again; on start it
+# blocks the device, resets the ring and unblocks it, and serves the same ring. The commands
+# the dead runner held complete at the reset and are retried: fio must finish with no error
+# and every block verified.
+fio --name=restart --filename="/dev/$sd" --allow_file_create=0 --rw=randwrite --bsrange=4k-128k --size=16M \
+	--verify=crc32c --verify_fatal=1 --iodepth=16 --ioengine=libaio --direct=1 --loops=8 \
+	--output=/tmp/fio-runner-restart.txt &
+fpid=$!
+# Kill once fio's writes are flowing (not after a fixed time: a fast host may be done by then).
+w0=$(awk '{ print $5 }' "/sys/block/$sd/stat")
+for i in $(seq 100); do
+	[ $(($(awk '{ print $5 }' "/sys/block/$sd/stat") - w0)) -ge 200 ] && break
+	sleep 0.05
+done
+kill -0 "$fpid" 2>/dev/null || { echo "fio ended before the runner was killed"; exit 1; }
+kill -KILL "$RPID"
+wait "$RPID" 2>/dev/null || true
+echo "tcmu-runner killed with fio running"
+sleep 1
+tcmu-runner >>/tmp/tcmu-runner.out 2>&1 &
+RPID=$!
+frc=0
+wait "$fpid" || frc=$?
+echo "restart: fio exit $frc, $(grep -m1 -oE 'err= *[0-9]+' /tmp/fio-runner-restart.txt), $(grep -m1 -E '^ *READ:' /tmp/fio-runner-restart.txt | sed 's/^ *//')"
+[ "$frc" = 0 ] && grep -q "err= 0" /tmp/fio-runner-restart.txt || { tail -20 /tmp/fio-runner-restart.txt; echo "fio failed across the runner restart"; exit 1; }
+grep -qE '^ *READ: .*io=[1-9]' /tmp/fio-runner-restart.txt || { echo "fio verified nothing"; exit 1; }
 echo "runner-e2e on $M: OK"

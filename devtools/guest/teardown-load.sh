@@ -9,6 +9,19 @@ TMO=4
 D=$CFG/core/user_6/load
 WWN=naa.5001405000000061
 
+# A failed check leaves a stopped handler, fio and the LUN behind: undo them for the layers
+# after this one.
+CUR_H= CUR_F=
+cleanup() {
+	set +e
+	[ -n "$CUR_H" ] && kill -KILL "$CUR_H" 2>/dev/null
+	[ -n "$CUR_F" ] && kill -KILL "$CUR_F" 2>/dev/null
+	wait 2>/dev/null
+	unexport_lun $WWN l
+	rmdir "$D" "$CFG/core/user_6" "$CFG/loopback" 2>/dev/null
+}
+trap cleanup EXIT
+
 # inflight SD: requests of the disk in flight now (reads + writes).
 inflight() {
 	local r w
@@ -23,6 +36,7 @@ run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
 	fio --name=load --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --bs=4k --iodepth=32 --ioengine=libaio \
 		--direct=1 --time_based --runtime=60 --size=32M >/tmp/load-fio.log 2>&1 &
 	fpid=$!
+	CUR_H=$hpid CUR_F=$fpid
 	sleep 2
 	if [ "$1" = stop ]; then kill -STOP "$hpid"; else kill -KILL "$hpid"; fi
 	# The point is a teardown with commands held by the handler: fio's queue (32) must be
@@ -53,10 +67,12 @@ run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
 	[ "$dt" -le $((TMO + 5)) ] || { echo "teardown took too long"; return 1; }
 	grep -qE 'io=[1-9]' /tmp/load-fio.log || { echo "fio did no I/O"; tail -20 /tmp/load-fio.log; return 1; }
 	[ "$frc" != 0 ] || { echo "fio ran 60 s without an error: was its disk removed?"; return 1; }
+	CUR_H= CUR_F=
 }
 run stop
 run kill
 rmdir "$CFG/loopback" "$CFG/core/user_6"
 leakcheck "$M"
 rmmod tcm_loop "$M"
+trap - EXIT
 echo "teardown-load on $M: OK"

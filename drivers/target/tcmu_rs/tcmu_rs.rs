@@ -568,6 +568,8 @@ struct Stats {
     defer_same_cpu: u64,
     /// Large writes whose Data-Out copy was handed off to the handler's CPU.
     handoff: u64,
+    /// Data pages freed by reclaim (over the global limit or idle), not by removal.
+    reclaimed: u64,
     ring_peak: u32,
     blocks_peak: u32,
     /// The longest the qfull queue has been.
@@ -1052,6 +1054,7 @@ impl Ring {
         let off = self.data_off as u64 + u64::from(r.start) * u64::from(self.blk_size);
         self.mapping.unmap(off, 0);
         st.npages -= freed;
+        st.stats.reclaimed += freed as u64;
         GLOBAL_PAGES.fetch_sub(freed, Ordering::Relaxed);
         freed
     }
@@ -1081,6 +1084,7 @@ impl Ring {
         writeln!(f, "data_blocks_peak {}", s.blocks_peak)?;
         writeln!(f, "data_blocks_max {}", st.blocks.max_blocks())?;
         writeln!(f, "data_pages {}", st.npages)?;
+        writeln!(f, "data_pages_reclaimed {}", s.reclaimed)?;
         writeln!(f, "global_data_pages {}", GLOBAL_PAGES.load(Ordering::Relaxed))
     }
 

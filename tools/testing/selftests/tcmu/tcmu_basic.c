@@ -78,7 +78,8 @@ TEST(backend_listed)
 	EXPECT_LT(0, read_file(path, buf, sizeof(buf)));
 	EXPECT_NE(NULL, strstr(buf, " plugin: user ")) TH_LOG("hba_info: %s", buf);
 	EXPECT_EQ(0, rmdir(hba));
-	snprintf(bogus, sizeof(bogus), CORE "/tcmu_no_such_backend_%d", getpid() % 1000);
+	/* "<backend>_<index>": a well-formed name whose backend nobody registered. */
+	snprintf(bogus, sizeof(bogus), CORE "/nosuchbackend_%d", getpid() % 1000);
 	EXPECT_NE(0, mkdir(bogus, 0755)) {
 		rmdir(bogus);
 		TH_LOG("an HBA of an unregistered backend was made");

@@ -1687,3 +1687,65 @@ TEST_F_TIMEOUT(fail, data_pages_partial_block, 60)
 }
 
 TEST_HARNESS_MAIN
+
+/* Runs "CMD MODULE" with system(); returns its exit status, or -1. */
+static int module_cmd(const char *cmd, const char *module)
+{
+	char buf[128];
+	int st;
+
+	snprintf(buf, sizeof(buf), "%s %s 2>/dev/null", cmd, module);
+	st = system(buf);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * A handler keeps /dev/uioN open and mapped after its device and HBA are removed: touching
+ * the mapping gives data or SIGBUS (a data page never allocated: SIGBUS), never an oops; the
+ * module cannot be unloaded while the file is open (its fault handler backs the mapping), and
+ * unloads once it is closed. The module is loaded again for the tests after this one.
+ */
+TEST_F_TIMEOUT(fail, uio_open_after_rmdir, 60)
+{
+	struct ring *r = &self->r;
+	size_t pg = sysconf(_SC_PAGESIZE);
+	const char *m = module_name();
+	uint8_t *page = malloc(pg);
+	uint32_t version;
+	int bus, st;
+
+	ASSERT_NE(NULL, page);
+	dev_configure(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	ring_attach(_metadata, self);
+	version = r->mb->version;
+	ASSERT_EQ(0, rmdir(DEV)) MSG("rmdir %s with the UIO device open: %s", DEV, strerror(errno));
+	self->dev_made = 0;
+	ASSERT_EQ(0, rmdir(HBA)) MSG("rmdir %s: %s", HBA, strerror(errno));
+	self->hba_made = 0;
+
+	/* The mailbox (mapped before) still reads; the last page (data, never allocated) faults. */
+	EXPECT_EQ(version, r->mb->version);
+	bus = page_copy(r->map, r->cmdr_off / pg + 1, page, pg);
+	TH_LOG("%s: a ring page after rmdir: %s", m, bus ? "SIGBUS" : "read");
+	bus = page_copy(r->map, r->map_size / pg - 1, page, pg);
+	EXPECT_EQ(-1, bus) MSG("%s: a data page never allocated read without SIGBUS after rmdir", m);
+
+	st = module_cmd("rmmod", m);
+	EXPECT_NE(0, st) MSG("%s unloaded while /dev/%s was open and mapped", m, r->uio);
+	if (!st) {
+		/* Do not touch the mapping again: its fault handler is gone. */
+		ASSERT_EQ(0, module_cmd("modprobe", m));
+	}
+	munmap(r->map, r->map_size);
+	self->mapped = 0;
+	r->map = NULL;
+	r->mb = NULL;
+	close(r->fd);
+	r->fd = -1;
+	/* The release runs after close returns, in the last fput. */
+	for (int i = 0; i < 50 && (st = module_cmd("rmmod", m)); i++)
+		sleep_ms(100);
+	EXPECT_EQ(0, st) MSG("rmmod %s after the UIO device was closed", m);
+	EXPECT_EQ(0, module_cmd("modprobe", m)) MSG("modprobe %s again", m);
+	free(page);
+}
