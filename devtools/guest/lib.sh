@@ -23,13 +23,18 @@ clean_dev_nodes() {
 	return 0
 }
 
+# snap_disks: records the disks there are now; wait_disk looks for one that is not among them
+# (a disk of an earlier test may still be going away on a slow kernel). Call it before a step
+# that makes a disk appear (export_lun does).
+snap_disks() {
+	ls /sys/block >/tmp/.disks-before 2>/dev/null
+}
+
 # export_lun WWN DEV NAME: a tcm_loop target naa.WWN with LUN 0 linked (as NAME) to DEV;
 # the nexus is created first, as tcm_loop wants it before the LUN.
 export_lun() {
 	local tpg=$CFG/loopback/$1/tpgt_1
-	# The disks there are before: wait_disk looks for a new one (a disk of an earlier test
-	# may still be going away on a slow kernel).
-	ls /sys/block >/tmp/.disks-before 2>/dev/null
+	snap_disks
 	clean_dev_nodes
 	mkdir -p "$tpg/lun/lun_0" &&
 		echo -n "${1%?}f" >"$tpg/nexus" &&
@@ -44,7 +49,7 @@ unexport_lun() {
 }
 
 # wait_disk: prints the name of the SCSI disk (with a size) that appeared since the last
-# export_lun, waiting up to 10 s (30 s for a slow kernel).
+# snap_disks (or export_lun), waiting up to 10 s (30 s for a slow kernel).
 wait_disk() {
 	local i b sd=
 	for i in $(seq 300); do

@@ -60,6 +60,7 @@ done
 tc "$(dirname $SO)" create name=tq0 size=64M "cfgstring=$IMG" hw_max_sectors=256 \
 	control=max_data_area_mb=16,data_pages_per_blk=2
 tc $SO set attribute cmd_time_out=7 qfull_time_out=5 tmr_notification=1
+snap_disks
 tc /loopback create "$WWN"
 tc "/loopback/$WWN/luns" create $SO
 D=$(so_dir)
@@ -99,6 +100,7 @@ echo "cleared: no user backstore, target, UIO device or disk left"
 # tcmu-runner's qcow handler refuses (EOPNOTSUPP) even for the same value, with either
 # module. Those are the only "recoverable errors" accepted.
 rc=0
+snap_disks
 tc restoreconfig "$SAVE" >/tmp/targetcli-restore.txt 2>&1 || rc=$?
 cat /tmp/targetcli-restore.txt
 if [ $rc != 0 ]; then
