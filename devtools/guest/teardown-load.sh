@@ -37,7 +37,11 @@ run() { # stop|kill (SIGSTOP or SIGKILL of the handler)
 		--direct=1 --time_based --runtime=60 --size=32M >/tmp/load-fio.log 2>&1 &
 	fpid=$!
 	CUR_H=$hpid CUR_F=$fpid
-	sleep 2
+	# Until I/O flows (a fixed 2 s was not enough for fio to complete one on the debug kernel).
+	for i in $(seq 300); do
+		[ "$(awk '{ print $1 + $5 }' "/sys/block/$sd/stat")" -ge 200 ] && break
+		sleep 0.1
+	done
 	if [ "$1" = stop ]; then kill -STOP "$hpid"; else kill -KILL "$hpid"; fi
 	# The point is a teardown with commands held by the handler: fio's queue (32) must be
 	# in flight and staying there.

@@ -324,6 +324,8 @@ struct UserDev {
 /// reference to it, so it can outlive the device.
 #[pin_data]
 struct Ring {
+    /// The device's configfs name (C's `udev->name`), for the warnings.
+    name: CString,
     /// Mailbox and command ring.
     area: SharedArea,
     cmdr_size: u32,
@@ -767,7 +769,12 @@ fn data_direction(d: DataDir) -> DataDirection {
 }
 
 impl Ring {
-    fn new(p: &Params, settings: Arc<Settings>, reclaimer: Arc<Reclaimer>) -> Result<Arc<Self>> {
+    fn new(
+        name: &CStr,
+        p: &Params,
+        settings: Arc<Settings>,
+        reclaimer: Arc<Reclaimer>,
+    ) -> Result<Arc<Self>> {
         let limits = limits();
         let blk_size = p.data_blk_size(&limits).ok_or(EINVAL)?;
         let ring_bytes = CMDR_OFF.checked_add(p.cmdr_size).ok_or(EINVAL)? as usize;
@@ -784,8 +791,10 @@ impl Ring {
         let bitmap = KVVec::from_elem(0, blocks::bitmap_words(p.max_blocks), GFP_KERNEL)?;
         let blocks = BlockAlloc::new(p.max_blocks, bitmap).ok_or(EINVAL)?;
         let cmds = CmdTable::new()?;
+        let name = CString::try_from_fmt(fmt!("{}", name))?;
         Arc::pin_init(
             pin_init!(Ring {
+                name,
                 area,
                 cmdr_size: p.cmdr_size,
                 data_off: ring_bytes,
@@ -966,7 +975,7 @@ impl Ring {
         }
         drop(st);
         if expired > 0 {
-            pr_warn_ratelimited!("{} command(s) timed out on the ring\n", expired);
+            pr_warn_ratelimited!("{}: {} command(s) timed out on the ring\n", &*self.name, expired);
         }
         // Not `arm`: a command queued since the lock was dropped may have armed it earlier.
         if let Some(d) = next {
@@ -1180,11 +1189,19 @@ impl Ring {
         match st.cmds.get(cmd_id) {
             Some(inf) if inf.kept => st.free_slot(cmd_id),
             Some(_) => {
-                pr_warn_ratelimited!("free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n", cmd_id);
+                pr_warn_ratelimited!(
+                    "{}: free_kept_buf: cmd_id {} was not completed with KEEP_BUF\n",
+                    &*self.name,
+                    cmd_id
+                );
                 return Err(EINVAL);
             }
             _ => {
-                pr_warn_ratelimited!("free_kept_buf: cmd_id {} not found\n", cmd_id);
+                pr_warn_ratelimited!(
+                    "{}: free_kept_buf: cmd_id {} not found\n",
+                    &*self.name,
+                    cmd_id
+                );
                 return Err(EINVAL);
             }
         }
@@ -1242,7 +1259,11 @@ impl Ring {
         let bidi_len = if dir == DataDir::Bidi { cmd.bidi_sg().len() as u32 } else { 0 };
         let Some((n_first, n_bidi)) = self.blocks_needed(st, data_len, bidi_len) else {
             let len = u64::from(data_len) + u64::from(bidi_len);
-            pr_warn_ratelimited!("request of {} bytes is too big for the data area\n", len);
+            pr_warn_ratelimited!(
+                "{}: request of {} bytes is too big for the data area\n",
+                &*self.name,
+                len
+            );
             return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
         };
         let n = n_first as usize + n_bidi as usize;
@@ -1266,7 +1287,11 @@ impl Ring {
             Ok(size) => size,
             Err(total) => {
                 st.blocks.free(&dbis);
-                pr_warn_ratelimited!("request of {} bytes is too big for the ring\n", total);
+                pr_warn_ratelimited!(
+                    "{}: request of {} bytes is too big for the ring\n",
+                    &*self.name,
+                    total
+                );
                 return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
             }
         };
@@ -1421,7 +1446,7 @@ impl Ring {
             }
             match reaped {
                 Err(why) => {
-                    pr_warn_ratelimited!("ring broken: {}\n", why);
+                    pr_warn_ratelimited!("{}: ring broken: {}\n", &*self.name, why);
                     st.broken = true;
                     // Waiting commands fail now (`try_ring` refuses them), not at their timeout.
                     self.run_qfull(&mut st);
@@ -1632,13 +1657,17 @@ impl Ring {
         cmd.set_tag(0);
         let s = match kind {
             CompletionKind::UnknownOp => {
-                pr_warn_ratelimited!("handler set UNKNOWN_OP on a command\n");
+                pr_warn_ratelimited!("{}: handler set UNKNOWN_OP on a command\n", &*self.name);
                 return (Done { cmd, status: target::SAM_STAT_CHECK_CONDITION, len: None }, 0);
             }
             CompletionKind::Status(s) => s,
         };
         if let Some(bad) = s.invalid_status {
-            pr_warn_ratelimited!("handler returned invalid SCSI status {:#x}\n", bad);
+            pr_warn_ratelimited!(
+                "{}: handler returned invalid SCSI status {:#x}\n",
+                &*self.name,
+                bad
+            );
         }
         if s.check_condition {
             let mut sense = [0u8; SENSE_BUFFER_SIZE];
@@ -1646,7 +1675,11 @@ impl Ring {
                 // The kernel's sense parsers trust the lengths inside (see `sense.rs`).
                 let what = sense::sanitize(&mut sense);
                 if what != sense::Sanitized::Unchanged {
-                    pr_warn_ratelimited!("handler returned malformed sense data ({:?})\n", what);
+                    pr_warn_ratelimited!(
+                        "{}: handler returned malformed sense data ({:?})\n",
+                        &*self.name,
+                        what
+                    );
                 }
                 cmd.set_sense(&sense);
             }
@@ -1767,7 +1800,8 @@ impl uio::Operations for Ring {
             Some(Some(page)) => Some(FaultPage::locked(page)),
             _ => {
                 pr_warn_ratelimited!(
-                    "handler touched data page {} that holds no data\n",
+                    "{}: handler touched data page {} that holds no data\n",
+                    &*self.name,
                     pgoff - data_first
                 );
                 None
@@ -1809,7 +1843,7 @@ fn reconfig(dev: &Device<User>, r: netlink::Reconfig<'_>) -> Result {
         reconfig: r,
     };
     netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_RECONFIG_DEVICE, &ev).inspect_err(
-        |_| pr_warn_ratelimited!("unable to reconfigure device\n"),
+        |_| pr_warn_ratelimited!("{}: unable to reconfigure device\n", &*dev.name),
     )
 }
 
@@ -1929,7 +1963,10 @@ impl Backend for User {
         match id {
             A_CMD_TIME_OUT => {
                 if dev.export_count() > 0 {
-                    pr_warn_ratelimited!("cannot set cmd_time_out while exports exist\n");
+                    pr_warn_ratelimited!(
+                        "{}: cannot set cmd_time_out while exports exist\n",
+                        &*dev.name
+                    );
                     return Err(EINVAL);
                 }
                 let v = kstrto::kstrtou32(data).map_err(kerr)?;
@@ -1941,7 +1978,7 @@ impl Backend for User {
                     v if v >= 0 => i64::from(v) * 1000,
                     -1 => -1,
                     _ => {
-                        pr_warn_ratelimited!("invalid qfull_time_out {}\n", v);
+                        pr_warn_ratelimited!("{}: invalid qfull_time_out {}\n", &*dev.name, v);
                         return Err(EINVAL);
                     }
                 };
@@ -1974,7 +2011,7 @@ impl Backend for User {
             A_TMR_NOTIFICATION => match kstrto::kstrtou8(data).map_err(kerr)? {
                 v @ (0 | 1) => st.tmr_notification.store(v == 1, Ordering::Relaxed),
                 v => {
-                    pr_warn_ratelimited!("invalid tmr_notification value {}\n", v);
+                    pr_warn_ratelimited!("{}: invalid tmr_notification value {}\n", &*dev.name, v);
                     return Err(EINVAL);
                 }
             },
@@ -1999,7 +2036,7 @@ impl Backend for User {
     fn action_store(dev: &Device<Self>, id: usize, data: &[u8]) -> Result<usize> {
         let uio = dev.uio.lock();
         let Some(reg) = uio.as_ref() else {
-            pr_warn_ratelimited!("device is not configured\n");
+            pr_warn_ratelimited!("{}: device is not configured\n", &*dev.name);
             return Err(EINVAL);
         };
         let ring = reg.data();
@@ -2007,7 +2044,7 @@ impl Backend for User {
             ACT_BLOCK_DEV => match kstrto::kstrtou8(data).map_err(kerr)? {
                 v @ (0 | 1) => ring.set_blocked(v == 1),
                 v => {
-                    pr_warn_ratelimited!("invalid block value {}\n", v);
+                    pr_warn_ratelimited!("{}: invalid block value {}\n", &*dev.name, v);
                     return Err(EINVAL);
                 }
             },
@@ -2018,7 +2055,7 @@ impl Backend for User {
                     }
                 }
                 v => {
-                    pr_warn_ratelimited!("invalid reset ring value {}\n", v);
+                    pr_warn_ratelimited!("{}: invalid reset ring value {}\n", &*dev.name, v);
                     return Err(EINVAL);
                 }
             },
@@ -2072,7 +2109,7 @@ impl Backend for User {
         if uio.is_some() {
             return Err(EEXIST);
         }
-        let ring = Ring::new(&p, dev.settings.clone(), global.reclaimer.clone())?;
+        let ring = Ring::new(&dev.name, &p, dev.settings.clone(), global.reclaimer.clone())?;
         let name = uio_name(dev, p.dev_config())?;
         let reg = KBox::pin_init(
             uio::Registration::new(
@@ -2158,7 +2195,7 @@ impl Backend for User {
         match res {
             Ok(()) => Ok(params.len()),
             Err(e) => {
-                pr_warn_ratelimited!("invalid control parameters\n");
+                pr_warn_ratelimited!("{}: invalid control parameters\n", &*dev.name);
                 Err(Error::from_errno(e.to_errno()))
             }
         }

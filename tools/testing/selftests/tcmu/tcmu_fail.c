@@ -188,6 +188,26 @@ static int kmsg_open(void)
 	return fd;
 }
 
+/* Whether a kernel log record since kmsg_open() contains NEEDLE (reads them all). */
+static int kmsg_has(int fd, const char *needle)
+{
+	char rec[2048];
+	int found = 0;
+
+	while (fd >= 0) {
+		ssize_t n = read(fd, rec, sizeof(rec) - 1);
+
+		if (n < 0 && errno == EPIPE)
+			continue;
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		if (strstr(rec, needle))
+			found = 1;
+	}
+	return found;
+}
+
 static void kmsg_show(struct __test_metadata *_metadata, int fd, const char *what)
 {
 	char rec[2048];
@@ -1333,7 +1353,7 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 		"pgr_support qfull_time_out submit_type tmr_notification";
 	static const char c_action[] = "block_dev free_kept_buf reset_ring";
 	char names[1024], buf[512], v[600], longcfg[300];
-	int ret;
+	int ret, kfd;
 
 	dev_make(_metadata, self, 512, DEF_SIZE,
 		 "cmd_ring_size_mb=1,max_data_area_mb=2,data_pages_per_blk=2");
@@ -1388,7 +1408,14 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	ATTR_IS("qfull_time_out", "0\n");
 	ATTR_WRITE("qfull_time_out", "5", 0);
 	ATTR_IS("qfull_time_out", "5\n");
+	kfd = kmsg_open();
 	ATTR_WRITE("qfull_time_out", "-2", EINVAL);
+	/* tcmu_rs names the device in its warnings (C: "Invalid qfull timeout value -2"). */
+	if (!is_c_module())
+		EXPECT_TRUE(kmsg_has(kfd, DEV_NAME ": invalid qfull_time_out -2"))
+			MSG("no warning naming device " DEV_NAME " for qfull_time_out -2");
+	if (kfd >= 0)
+		close(kfd);
 	ATTR_WRITE("qfull_time_out", "x", EINVAL);
 	ATTR_WRITE("qfull_time_out", "2147483648", ERANGE);
 	ATTR_IS("qfull_time_out", "5\n");
@@ -1748,4 +1775,134 @@ TEST_F_TIMEOUT(fail, uio_open_after_rmdir, 60)
 	EXPECT_EQ(0, st) MSG("rmmod %s after the UIO device was closed", m);
 	EXPECT_EQ(0, module_cmd("modprobe", m)) MSG("modprobe %s again", m);
 	free(page);
+}
+
+#define STORM_THREADS	6
+#define STORM_MS	12000
+#define STORM_ABORT_LBA	16384	/* READs from here on are held until they time out */
+
+struct storm {
+	char dev[64];
+	volatile int stop;
+	unsigned int seed;
+	unsigned int reads, aborted, resets;
+	pthread_t th;
+};
+
+/* An initiator: READs, one in four held by the handler past its 300 ms SG_IO timeout. */
+static void *storm_reader(void *arg)
+{
+	struct storm *s = arg;
+	uint8_t buf[4096];
+
+	while (!s->stop) {
+		struct job j = { 0 };
+		int abort = rand_r(&s->seed) % 4 == 0;
+		uint32_t lba = (abort ? STORM_ABORT_LBA : 0) + rand_r(&s->seed) % 8192;
+
+		snprintf(j.dev, sizeof(j.dev), "%s", s->dev);
+		cdb_rw10(j.cdb, 0x28, lba, 8);
+		j.cdb_len = 10;
+		j.dir = SG_DXFER_FROM_DEV;
+		j.buf = buf;
+		j.len = sizeof(buf);
+		j.timeout_ms = abort ? 300 : 20000;
+		job_run(&j);
+		__atomic_add_fetch(abort ? &s->aborted : &s->reads, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/* LUN RESETs now and then. */
+static void *storm_resetter(void *arg)
+{
+	struct storm *s = arg;
+
+	while (!s->stop) {
+		struct reset_job rj = { 0 };
+
+		sleep_ms(700 + rand_r(&s->seed) % 600);
+		snprintf(rj.dev, sizeof(rj.dev), "%s", s->dev);
+		reset_thread(&rj);
+		__atomic_add_fetch(&s->resets, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+/*
+ * TMRs racing submission and completion (tmr_notification=1): initiators keep READs coming,
+ * a quarter of them held by the handler past their 300 ms SG_IO timeout (tcm_loop sends
+ * ABORT TASK) and completed 200-1000 ms after they came, some while their abort is under
+ * way; a thread resets the LUN every second or so. Every cmd_id a TMR entry names must be of
+ * a command the handler had seen on the ring before that entry, and an ABORT TASK may only
+ * name a held READ (a timed-out one): a TMR that read the ids of its commands outside the
+ * ring lock could name a command that was completed and whose id a new one took. (A guard
+ * of that invariant: the window is too narrow for this test to hit it reliably.)
+ */
+TEST_F_TIMEOUT(fail, tmr_storm, 120)
+{
+	struct ring *r = &self->r;
+	struct storm rd[STORM_THREADS], rs;
+	uint8_t cdb[10];
+	uint64_t end;
+
+	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	ASSERT_EQ(0, write_file(DEV "/attrib/tmr_notification", "1"));
+	pthread_mutex_lock(&r->lock);
+	r->hold = 1;
+	r->hold_from_lba = STORM_ABORT_LBA;
+	if (tmr_check_on(r, STORM_ABORT_LBA))
+		r->hold = 0;
+	pthread_mutex_unlock(&r->lock);
+	ASSERT_NE(NULL, r->id_lba);
+
+	memset(&rs, 0, sizeof(rs));
+	snprintf(rs.dev, sizeof(rs.dev), "%s", self->sg);
+	rs.seed = getpid();
+	ASSERT_EQ(0, pthread_create(&rs.th, NULL, storm_resetter, &rs));
+	for (int i = 0; i < STORM_THREADS; i++) {
+		memset(&rd[i], 0, sizeof(rd[i]));
+		snprintf(rd[i].dev, sizeof(rd[i].dev), "%s", self->sg);
+		rd[i].seed = getpid() * 31 + i;
+		ASSERT_EQ(0, pthread_create(&rd[i].th, NULL, storm_reader, &rd[i]));
+	}
+	/* The handler completes each held READ some time after it came. */
+	end = now_ms() + STORM_MS;
+	while (now_ms() < end) {
+		uint64_t t = now_ms();
+
+		pthread_mutex_lock(&r->lock);
+		for (int i = 0; i < r->nheld;) {
+			struct cmd *c = r->held[i];
+
+			if (t - c->seen_ms >= 200 + (c->id * 37u) % 800)
+				complete_good(r, c); /* drops it from held[] */
+			else
+				i++;
+		}
+		pthread_mutex_unlock(&r->lock);
+		sleep_ms(10);
+	}
+	rs.stop = 1;
+	for (int i = 0; i < STORM_THREADS; i++)
+		rd[i].stop = 1;
+	ring_release_all(r);
+	pthread_join(rs.th, NULL);
+	for (int i = 0; i < STORM_THREADS; i++) {
+		pthread_join(rd[i].th, NULL);
+		rs.reads += rd[i].reads;
+		rs.aborted += rd[i].aborted;
+	}
+	pthread_mutex_lock(&r->lock);
+	TH_LOG("%s: %u READs, %u timed out, %u LUN resets; TMR entries: %u ABORT TASK, %u LUN RESET, %u ids, %u ring errors",
+	       module_name(), rs.reads, rs.aborted, rs.resets, r->ntmr_abort, r->ntmr_reset,
+	       r->ntmr_ids, r->nerr);
+	EXPECT_LT(0, r->ntmr_abort) MSG("no ABORT TASK reached the handler");
+	EXPECT_LT(0, r->ntmr_reset) MSG("no LUN RESET reached the handler");
+	pthread_mutex_unlock(&r->lock);
+	/* A UNIT ATTENTION of the last LUN RESET may be pending: this READ takes it. */
+	cdb_rw10(cdb, 0x28, 9, 8);
+	job_run(job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 10000));
+	/* The teardown fails the test on any ring error (a TMR that named the wrong command). */
+	read_ok(_metadata, self, 11, "after the storm");
 }

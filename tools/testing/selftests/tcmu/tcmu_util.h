@@ -235,6 +235,7 @@ struct cmd {
 	uint8_t cdb[16];
 	struct iovec *iov;		/* iov_cnt + iov_bidi_cnt (offsets into the map) */
 	uint64_t data_len;		/* sum of the iov_cnt iovecs */
+	uint64_t seen_ms;		/* when the handler parsed it */
 };
 
 struct ring {
@@ -257,8 +258,19 @@ struct ring {
 	volatile int stop;
 
 	int hold;			/* keep the tests' commands */
+	uint64_t hold_from_lba;		/* ... only those from this LBA on (0: all) */
 	struct cmd *held[MAX_HELD];
 	int nheld;
+
+	/*
+	 * TMR checking (tmr_check_on()): the LBA + 1 of the latest command seen with each
+	 * cmd_id (~0 for one without an LBA, 0 for an id never seen). Every id a TMR entry
+	 * names must have been seen; an ABORT TASK may only name commands from
+	 * abort_from_lba on (those the test lets time out).
+	 */
+	uint64_t *id_lba;
+	uint64_t abort_from_lba;
+	unsigned int ntmr_abort, ntmr_reset, ntmr_ids;
 
 	uint64_t last_ms;		/* when the last entry was seen */
 	unsigned int ncmds, npads, ntmrs, nrc16, nauto;
@@ -585,6 +597,52 @@ static struct cmd *parse_cmd(struct ring *r, uint32_t len)
 	return c;
 }
 
+/* With hold_from_lba, only READs and WRITEs from that LBA on are held. */
+static int held_wanted(struct ring *r, const struct cmd *c)
+{
+	uint64_t lba;
+	uint32_t blocks;
+
+	return !r->hold_from_lba || (rw_decode(c->cdb, &lba, &blocks) && lba >= r->hold_from_lba);
+}
+
+/* Checks TMR entries against the commands seen (see struct ring): allocates the table. */
+static TDEV_UNUSED int tmr_check_on(struct ring *r, uint64_t abort_from_lba)
+{
+	r->id_lba = calloc(65536, sizeof(r->id_lba[0]));
+	r->abort_from_lba = abort_from_lba;
+	return r->id_lba ? 0 : -1;
+}
+
+static void tmr_check_cmd(struct ring *r, const struct cmd *c)
+{
+	uint64_t lba;
+	uint32_t blocks;
+
+	r->id_lba[c->id] = rw_decode(c->cdb, &lba, &blocks) ? lba + 1 : ~0ULL;
+}
+
+static void tmr_check_entry(struct ring *r, const struct tcmu_tmr_entry *t, uint32_t cnt)
+{
+	if (t->tmr_type == TCMU_TMR_ABORT_TASK)
+		r->ntmr_abort++;
+	else if (t->tmr_type == TCMU_TMR_LUN_RESET)
+		r->ntmr_reset++;
+	for (uint32_t i = 0; i < cnt; i++) {
+		uint16_t id = t->cmd_ids[i];
+		uint64_t l = r->id_lba[id];
+
+		r->ntmr_ids++;
+		if (!l)
+			ring_err(r, "TMR type %u names cmd_id %u, never on the ring before it",
+				 t->tmr_type, id);
+		else if (t->tmr_type == TCMU_TMR_ABORT_TASK &&
+			 (l == ~0ULL || l - 1 < r->abort_from_lba))
+			ring_err(r, "ABORT TASK names cmd_id %u, whose command (LBA %lld) nobody aborted",
+				 id, l == ~0ULL ? -1LL : (long long)(l - 1));
+	}
+}
+
 /* Looks at every new entry (lock held). */
 static void ring_process(struct ring *r)
 {
@@ -627,8 +685,10 @@ static void ring_process(struct ring *r)
 			r->ncmds++;
 			c = parse_cmd(r, len);
 			r->rd = (r->rd + len) % r->cmdr_size;
-			r->last_ms = now_ms();
-			if (r->hold && is_test_cmd(c) && r->nheld < MAX_HELD)
+			r->last_ms = c->seen_ms = now_ms();
+			if (r->id_lba)
+				tmr_check_cmd(r, c);
+			if (r->hold && is_test_cmd(c) && r->nheld < MAX_HELD && held_wanted(r, c))
 				r->held[r->nheld++] = c;
 			else
 				serve(r, c);
@@ -647,6 +707,8 @@ static void ring_process(struct ring *r)
 			for (uint32_t i = 0; i < cnt && i < MAX_TMR_IDS; i++)
 				r->tmr_ids[i] = t->cmd_ids[i];
 			r->ntmrs++;
+			if (r->id_lba)
+				tmr_check_entry(r, t, cnt);
 			break;
 		}
 		default:
@@ -1225,6 +1287,8 @@ TDEV_EXPAND_(FIXTURE_TEARDOWN, TDEV_FIXTURE)
 		ring_release_all(r);
 	}
 	EXPECT_EQ(0, r->nerr) TH_LOG("ring errors: %s", r->err);
+	free(r->id_lba);
+	r->id_lba = NULL;
 	if (self->mapped)
 		munmap(r->map, r->map_size);
 	if (r->fd >= 0)
