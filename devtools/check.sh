@@ -56,17 +56,25 @@ LAYERS=${LAYERS:-}
 [[ $LAYERS =~ ^[A-Za-z0-9_*?\ -]*$ ]] || die "LAYERS: names and patterns (letters, digits, _ - * ?)"
 # Each pattern must select a layer of devtools/guest/layers (in this QUICK mode): a typo
 # would run nothing and pass.
+# runnable_layers: "NAME SELECTOR" for every layer of devtools/guest/layers that this QUICK
+# mode runs (SELECTOR: the LAYERS name that selects it).
+runnable_layers() {
+	local name scope by
+	while read -r name scope by; do
+		case $name in '' | '#'*) continue ;; esac
+		[ "$scope" = all ] || [ "${QUICK:-0}" != 1 ] || continue
+		echo "$name ${by:-$name}"
+	done <"$TOP/devtools/guest/layers"
+}
 check_layer_patterns() {
-	local pat name scope by hit
+	local pat name by hit
 	set -f
 	for pat in $LAYERS; do
 		hit=0
-		while read -r name scope by; do
-			case $name in '' | '#'*) continue ;; esac
-			[ "$scope" = all ] || [ "${QUICK:-0}" != 1 ] || continue
+		while read -r name by; do
 			# shellcheck disable=SC2053 # a pattern
-			[[ ${by:-$name} == $pat ]] && { hit=1; break; }
-		done <"$TOP/devtools/guest/layers"
+			[[ $by == $pat ]] && { hit=1; break; }
+		done < <(runnable_layers)
 		[ $hit = 1 ] || die "LAYERS: '$pat' selects no layer of devtools/guest/layers"
 	done
 	set +f
@@ -149,11 +157,8 @@ guest_tests() {
 # expected_layers: the guest layers this run asks for (devtools/guest/layers, filtered by
 # QUICK and LAYERS as the guest filters them).
 expected_layers() {
-	local name scope by pat
-	while read -r name scope by; do
-		case $name in '' | '#'*) continue ;; esac
-		[ "$scope" = all ] || [ "${QUICK:-0}" != 1 ] || continue
-		by=${by:-$name}
+	local name by pat
+	while read -r name by; do
 		if [ -z "$LAYERS" ]; then echo "$name"; continue; fi
 		set -f
 		for pat in $LAYERS; do
@@ -161,7 +166,7 @@ expected_layers() {
 			if [[ $by == $pat ]]; then echo "$name"; break; fi
 		done
 		set +f
-	done <"$TOP/devtools/guest/layers"
+	done < <(runnable_layers)
 }
 
 # account_layers: a layer that was asked for and reported nothing failed (the guest crashed
