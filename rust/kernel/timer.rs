@@ -246,3 +246,10 @@ pub fn current_cpu() -> i32 {
     // SAFETY: Reads the per-CPU CPU number; no other requirement.
     unsafe { bindings::raw_smp_processor_id() }
 }
+
+/// Sleeps for at least `ms` milliseconds (uninterruptibly). Process context only; upstream's
+/// `kernel::time::delay::fsleep` is the later equivalent.
+pub fn msleep(ms: u32) {
+    // SAFETY: `msleep` only sleeps; callers are in process context, where sleeping is allowed.
+    unsafe { bindings::msleep(ms) };
+}

@@ -46,6 +46,7 @@ mod ids;
 mod kstrto;
 mod netlink;
 mod params;
+mod race_delay;
 mod response;
 mod ring;
 mod sense;
@@ -1794,19 +1795,20 @@ impl uio::Operations for Ring {
         if pgoff < data_first {
             return self.area.fault_page(pgoff);
         }
-        let st = self.st.lock();
-        match st.pages.get(pgoff - data_first) {
-            // Locked: `reclaim` waits for it before it unmaps (see there).
+        // Locked: `reclaim` waits for it before it unmaps (see there).
+        let page = match self.st.lock().pages.get(pgoff - data_first) {
             Some(Some(page)) => Some(FaultPage::locked(page)),
-            _ => {
-                pr_warn_ratelimited!(
-                    "{}: handler touched data page {} that holds no data\n",
-                    &*self.name,
-                    pgoff - data_first
-                );
-                None
-            }
+            _ => None,
+        };
+        if page.is_none() {
+            pr_warn_ratelimited!(
+                "{}: handler touched data page {} that holds no data\n",
+                &*self.name,
+                pgoff - data_first
+            );
         }
+        race_delay::hold(race_delay::Window::Fault);
+        page
     }
 }
 
@@ -2174,6 +2176,7 @@ impl Backend for User {
             let ring = reg.data().clone();
             // Unregister first: no more completions or opens race with the teardown.
             drop(reg);
+            race_delay::hold(race_delay::Window::Unregister);
             dev.backend_data().reclaimer.remove(&ring);
             ring.shutdown();
         }

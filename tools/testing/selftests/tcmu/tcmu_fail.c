@@ -1954,3 +1954,202 @@ TEST_F_TIMEOUT(fail, tmr_storm, 120)
 	/* The teardown fails the test on any ring error (a TMR that named the wrong command). */
 	read_ok(_metadata, self, 11, "after the storm");
 }
+
+/* Writes module parameter NAME of the module under test; returns 0, or -errno. */
+static int module_param_write(const char *name, const char *val)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/%s", module_name(), name);
+	return write_file(path, val) ? -errno : 0;
+}
+
+/* Sets tcmu_rs race-window delay NAME (CONFIG_TCM_USER_RS_RACE_DELAYS); -1 without it. */
+static int race_delay(const char *name, unsigned int ms)
+{
+	char v[16];
+
+	snprintf(v, sizeof(v), "%u", ms);
+	return module_param_write(name, v);
+}
+
+/*
+ * Fills the data area with RD_CMDS READs of 64 KiB held at once, then completes them: the
+ * data pages stay allocated (free blocks keep their pages until a reclaim). Returns the map
+ * offset of the first data block.
+ */
+#define RD_CMDS	24
+static uint64_t fill_data_pages(struct __test_metadata *_metadata, tdev_t *self)
+{
+	struct ring *r = &self->r;
+	struct job *j[RD_CMDS];
+	uint64_t first = ~0ull;
+
+	r->hold = 1;
+	for (int i = 0; i < RD_CMDS; i++) {
+		uint8_t cdb[10];
+
+		cdb_rw10(cdb, 0x28, 4096 + i * 128, 128);
+		j[i] = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 65536, 20000);
+		job_start(j[i]);
+	}
+	EXPECT_EQ(RD_CMDS, wait_held(r, RD_CMDS, 10000)) MSG("the READs did not reach the ring");
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->nheld; i++)
+		for (uint32_t k = 0; k < r->held[i]->iov_cnt; k++) {
+			uint64_t b = (uint64_t)(uintptr_t)r->held[i]->iov[k].iov_base;
+
+			if (b < first)
+				first = b;
+		}
+	pthread_mutex_unlock(&r->lock);
+	ring_release_all(r);
+	for (int i = 0; i < RD_CMDS; i++) {
+		EXPECT_TRUE(job_wait(j[i], 10000));
+		EXPECT_TRUE(job_ok(j[i])) MSG("READ %d", i);
+	}
+	return first;
+}
+
+/* The handler maps its device again: none of its data pages is mapped any more. */
+static void ring_remap(struct __test_metadata *_metadata, tdev_t *self)
+{
+	struct ring *r = &self->r;
+	uint8_t *m;
+
+	r->stop = 1;
+	pthread_join(r->th, NULL);
+	r->th_running = 0;
+	m = mmap(NULL, r->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	ASSERT_NE(MAP_FAILED, m) MSG("mmap again: %s", strerror(errno));
+	munmap(r->map, r->map_size);
+	r->map = m;
+	r->mb = (void *)m;
+	r->cmdr = m + r->cmdr_off;
+	ring_start(_metadata, self);
+}
+
+struct toucher {
+	pthread_t th;
+	volatile uint8_t *p;
+	uint8_t v;
+};
+
+static void *touch_page(void *arg)
+{
+	struct toucher *t = arg;
+
+	t->v = *t->p;
+	return NULL;
+}
+
+/*
+ * A reclaim must not free a data page that a fault of the handler found but has not yet
+ * mapped (issue 21, item 4): the handler would keep a page the device no longer owns, and
+ * the data it writes there for a later command would never reach the initiator. tcmu_rs
+ * holds the fault open for 1.5 s (race_delay_fault_ms) while the global limit is lowered
+ * to 1 MiB, which reclaims the idle device's pages; the next READ, given a fresh page of
+ * the same block, must return the handler's data. (C is run without the delay.)
+ */
+TEST_F_TIMEOUT(fail, reclaim_waits_for_fault, 60)
+{
+	struct ring *r = &self->r;
+	struct toucher t = { 0 };
+	char saved[32] = "", buf[4096], *p;
+	uint64_t first;
+	int delayed;
+
+	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	first = fill_data_pages(_metadata, self);
+	ASSERT_NE(~0ull, first);
+	ring_remap(_metadata, self);
+	delayed = race_delay("race_delay_fault_ms", 1500) == 0;
+	if (!is_c_module())
+		ASSERT_TRUE(delayed) MSG("tcmu_rs without CONFIG_TCM_USER_RS_RACE_DELAYS");
+	t.p = r->map + first;
+	ASSERT_EQ(0, pthread_create(&t.th, NULL, touch_page, &t));
+	sleep_ms(300);
+	{
+		char path[128];
+
+		snprintf(path, sizeof(path), "/sys/module/%s/parameters/global_max_data_area_mb",
+			 module_name());
+		ASSERT_LT(0, read_file(path, saved, sizeof(saved)));
+	}
+	ASSERT_EQ(0, module_param_write("global_max_data_area_mb", "1"));
+	pthread_join(t.th, NULL);
+	if (delayed)
+		race_delay("race_delay_fault_ms", 0);
+	sleep_ms(500);
+	if (!is_c_module() && read_raw(DEV "/attrib/stats", buf, sizeof(buf)) > 0 &&
+	    (p = strstr(buf, "\ndata_pages_reclaimed "))) {
+		long n = strtol(p + 22, NULL, 10);
+
+		TH_LOG("%s: %ld data pages reclaimed", module_name(), n);
+		EXPECT_LT(0, n) MSG("the reclaim did not run");
+	}
+	ASSERT_EQ(0, module_param_write("global_max_data_area_mb", saved));
+	r->hold = 0;
+	read_ok(_metadata, self, 31, "after a reclaim during a fault");
+	read_ok(_metadata, self, 47, "once more");
+}
+
+static void *remove_all(void *arg)
+{
+	(void)arg;
+	cleanup_configfs();
+	return NULL;
+}
+
+/*
+ * The handler closes /dev/uioN while its device is being removed, and a reclaim runs then
+ * (issue 21, item 10): once the UIO device is unregistered its release is not reported, so
+ * the address space of the closed file (freed with its inode) must already be forgotten, or
+ * the reclaim unmaps through freed memory (KASAN on the debug kernel). tcmu_rs holds the
+ * removal for 2 s after the unregistration (race_delay_unregister_ms); C runs without it.
+ */
+TEST_F_TIMEOUT(fail, uio_closed_during_removal, 60)
+{
+	struct ring *r = &self->r;
+	char saved[32] = "", path[128];
+	pthread_t rm;
+	int delayed, gone = 0;
+
+	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	fill_data_pages(_metadata, self);
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/global_max_data_area_mb",
+		 module_name());
+	ASSERT_LT(0, read_file(path, saved, sizeof(saved)));
+	delayed = race_delay("race_delay_unregister_ms", 2000) == 0;
+	if (!is_c_module())
+		ASSERT_TRUE(delayed) MSG("tcmu_rs without CONFIG_TCM_USER_RS_RACE_DELAYS");
+	r->stop = 1;
+	pthread_join(r->th, NULL);
+	r->th_running = 0;
+	self->linked = 0;
+	self->loop_made = 0;
+	self->dev_made = 0;
+	self->hba_made = 0;
+	ASSERT_EQ(0, pthread_create(&rm, NULL, remove_all, NULL));
+	snprintf(path, sizeof(path), "/sys/class/uio/%s", r->uio);
+	for (int i = 0; i < 100 && !gone; i++) {
+		gone = access(path, F_OK) != 0;
+		if (!gone)
+			sleep_ms(20);
+	}
+	EXPECT_TRUE(gone) MSG("%s still registered 2 s after the removal started", r->uio);
+	munmap(r->map, r->map_size);
+	self->mapped = 0;
+	r->map = NULL;
+	r->mb = NULL;
+	close(r->fd);
+	r->fd = -1;
+	sleep_ms(300);
+	/* Over the limit: the reclaim work takes the removed device's free pages. */
+	EXPECT_EQ(0, module_param_write("global_max_data_area_mb", "1"));
+	pthread_join(rm, NULL);
+	if (delayed)
+		race_delay("race_delay_unregister_ms", 0);
+	EXPECT_EQ(0, module_param_write("global_max_data_area_mb", saved));
+	EXPECT_NE(0, access(DEV, F_OK)) MSG("%s still there", DEV);
+}
