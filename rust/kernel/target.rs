@@ -15,7 +15,7 @@ use crate::{
     error::{from_result, to_result, Error, Result},
     init::PinInit,
     prelude::*,
-    str::{CStr, Formatter},
+    str::CStr,
     types::Opaque,
     ThisModule,
 };
@@ -101,7 +101,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
     fn set_params(dev: &Device<Self>, params: &[u8]) -> Result<usize>;
 
     /// Writes the `info` attribute into `f` (output past one page is cut).
-    fn show_params(dev: &Device<Self>, f: &mut dyn core::fmt::Write) -> core::fmt::Result;
+    fn show_params(dev: &Device<Self>, f: &mut ShowPage<'_>) -> core::fmt::Result;
 
     /// Device attributes of the backend, shown in `<dev>/attrib` after LIO's passthrough ones.
     const DEV_ATTRS: &'static [AttrDef] = &[];
@@ -109,7 +109,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
     const ACTION_ATTRS: &'static [AttrDef] = &[];
 
     /// Shows device attribute `id` (an index into [`Backend::DEV_ATTRS`]).
-    fn dev_attr_show(_dev: &Device<Self>, _id: usize, _f: &mut dyn core::fmt::Write) -> Result {
+    fn dev_attr_show(_dev: &Device<Self>, _id: usize, _f: &mut ShowPage<'_>) -> Result {
         Err(EINVAL)
     }
 
@@ -119,7 +119,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
     }
 
     /// Shows device action `id` (an index into [`Backend::ACTION_ATTRS`]).
-    fn action_show(_dev: &Device<Self>, _id: usize, _f: &mut dyn core::fmt::Write) -> Result {
+    fn action_show(_dev: &Device<Self>, _id: usize, _f: &mut ShowPage<'_>) -> Result {
         Err(EINVAL)
     }
 
@@ -999,21 +999,78 @@ unsafe fn item_device<'a, T: Backend, const G: u8>(item: *mut bindings::config_i
     }
 }
 
+/// The one-page buffer of a configfs `show`: text through [`core::fmt::Write`], or bytes as
+/// they are through [`ShowPage::write_bytes`] (C shows its strings byte for byte, UTF-8 or
+/// not). Output past the page is cut, and the write that did not fit fails.
+///
+/// # Invariants
+///
+/// `len <= buf.len()`.
+pub struct ShowPage<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl ShowPage<'_> {
+    /// # Safety
+    ///
+    /// `page` must be valid for writes of `PAGE_SIZE` bytes, and used by nothing else, for
+    /// the lifetime of the result.
+    unsafe fn from_raw(page: *mut u8) -> Self {
+        // SAFETY: As the caller promises.
+        let buf = unsafe { core::slice::from_raw_parts_mut(page, PAGE_SIZE) };
+        // INVARIANT: 0 <= any length.
+        Self { buf, len: 0 }
+    }
+
+    /// Appends `bytes`, as many as fit.
+    pub fn write_bytes(&mut self, bytes: &[u8]) -> core::fmt::Result {
+        let room = self.buf.get_mut(self.len..).unwrap_or_default();
+        let n = bytes.len().min(room.len());
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+            // INVARIANT: `n` bytes fitted after `len`.
+            self.len += n;
+        }
+        if n == bytes.len() {
+            Ok(())
+        } else {
+            Err(core::fmt::Error)
+        }
+    }
+
+    /// The number of bytes written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl core::fmt::Write for ShowPage<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write_bytes(s.as_bytes())
+    }
+}
+
 unsafe extern "C" fn attr_show_cb<T: Backend, const G: u8, const ID: usize>(
     item: *mut bindings::config_item,
     page: *mut c_char,
 ) -> isize {
     // SAFETY: configfs calls this for an attribute of group `G` of a live device.
     let dev = unsafe { item_device::<T, G>(item) };
-    // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes.
-    let mut f = unsafe { Formatter::from_buffer(page.cast(), PAGE_SIZE) };
+    // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes, ours until we return.
+    let mut f = unsafe { ShowPage::from_raw(page.cast()) };
     let r = if G == GROUP_ATTRIB {
         T::dev_attr_show(dev, ID, &mut f)
     } else {
         T::action_show(dev, ID, &mut f)
     };
     match r {
-        Ok(()) => f.bytes_written() as isize,
+        Ok(()) => f.len() as isize,
         Err(e) => e.to_errno() as isize,
     }
 }
@@ -1154,11 +1211,11 @@ unsafe extern "C" fn set_params_cb<T: Backend>(
 unsafe extern "C" fn show_params_cb<T: Backend>(dev: *mut bindings::se_device, page: *mut c_char) -> isize {
     // SAFETY: As in `configure_device_cb`.
     let dev = unsafe { Device::<T>::from_raw(dev) };
-    // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes.
-    let mut f = unsafe { Formatter::from_buffer(page.cast(), PAGE_SIZE) };
+    // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes, ours until we return.
+    let mut f = unsafe { ShowPage::from_raw(page.cast()) };
     // Output longer than a page is cut; what fitted is returned.
     let _ = T::show_params(dev, &mut f);
-    f.bytes_written() as isize
+    f.len() as isize
 }
 
 unsafe extern "C" fn parse_cdb_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> SenseReason {

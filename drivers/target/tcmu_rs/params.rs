@@ -495,30 +495,53 @@ pub fn set_params(
     Ok(())
 }
 
-/// Writes `bytes` as text: valid UTF-8 as is, each invalid sequence as
-/// U+FFFD.
-fn write_lossy<W: fmt::Write + ?Sized>(w: &mut W, bytes: &[u8]) -> fmt::Result {
-    for chunk in bytes.utf8_chunks() {
-        w.write_str(chunk.valid())?;
-        if !chunk.invalid().is_empty() {
-            w.write_char(char::REPLACEMENT_CHARACTER)?;
+/// Output that takes bytes as they are, as C's `%s` writes them: the
+/// `dev_config` string is the handler's, in any encoding.
+pub trait WriteBytes: fmt::Write {
+    /// Appends `bytes` unchanged.
+    fn write_bytes(&mut self, bytes: &[u8]) -> fmt::Result;
+}
+
+/// A [`WriteBytes`] over a writer of UTF-8 only (a `String`, say): invalid
+/// UTF-8 is written as U+FFFD.
+pub struct Lossy<'a, W: ?Sized>(pub &'a mut W);
+
+impl<W: fmt::Write + ?Sized> fmt::Write for Lossy<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.write_str(s)
+    }
+}
+
+impl<W: fmt::Write + ?Sized> WriteBytes for Lossy<'_, W> {
+    fn write_bytes(&mut self, mut bytes: &[u8]) -> fmt::Result {
+        // (`<[u8]>::utf8_chunks` is newer than the kernel's minimum Rust.)
+        loop {
+            match core::str::from_utf8(bytes) {
+                Ok(s) => return self.0.write_str(s),
+                Err(e) => {
+                    let n = e.valid_up_to();
+                    let valid = bytes.get(..n).unwrap_or_default();
+                    self.0.write_str(core::str::from_utf8(valid).map_err(|_| fmt::Error)?)?;
+                    self.0.write_char(char::REPLACEMENT_CHARACTER)?;
+                    // `None`: the input ends in the middle of a sequence.
+                    let Some(bad) = e.error_len() else { return Ok(()) };
+                    bytes = bytes.get(n + bad..).unwrap_or_default();
+                }
+            }
         }
     }
-    Ok(())
 }
 
 /// Writes the `info` text of C's `tcmu_show_configfs_dev_params`:
 /// `Config: %s Size: %llu MaxDataAreaMB: %u DataPagesPerBlk: %u
-/// CmdRingSizeMB: %u\n`, with `NULL` for an empty config.
-///
-/// C prints the config bytes as they are; since `fmt::Write` takes UTF-8,
-/// invalid UTF-8 in the config is written as U+FFFD here.
-pub fn format_info<W: fmt::Write + ?Sized>(p: &Params, w: &mut W) -> fmt::Result {
+/// CmdRingSizeMB: %u\n`, with `NULL` for an empty config; the config bytes
+/// as they are, as C.
+pub fn format_info<W: WriteBytes + ?Sized>(p: &Params, w: &mut W) -> fmt::Result {
     w.write_str("Config: ")?;
     if p.dev_config().is_empty() {
         w.write_str("NULL")?;
     } else {
-        write_lossy(w, p.dev_config())?;
+        w.write_bytes(p.dev_config())?;
     }
     writeln!(
         w,

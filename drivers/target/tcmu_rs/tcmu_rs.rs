@@ -30,7 +30,7 @@ use kernel::{
     sync::{Arc, ArcBorrow, Mutex},
     target::{
         self, AttrDef, Backend, DataDir, Device, Hba, HwLimits, PageRef, PendingCmd, Rejected,
-        SENSE_BUFFER_SIZE, TCM_CHECK_CONDITION_ABORT_CMD, TCM_INVALID_CDB_FIELD,
+        ShowPage, SENSE_BUFFER_SIZE, TCM_CHECK_CONDITION_ABORT_CMD, TCM_INVALID_CDB_FIELD,
         TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE, TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
     },
     time::{msecs_to_jiffies, Jiffies},
@@ -1860,14 +1860,32 @@ fn wake_handler(reg: &uio::Registration<Ring>) {
     reg.notify();
 }
 
-/// The UIO name of a device: `tcm-user/<hba>/<dev>[/<dev_config>]`.
+/// The concatenation of `parts` as a C string (`EINVAL` if one holds a NUL byte).
+fn cstring_of(parts: &[&[u8]]) -> Result<CString> {
+    let mut v = KVec::new();
+    for p in parts {
+        v.extend_from_slice(p, GFP_KERNEL)?;
+    }
+    v.push(0, GFP_KERNEL)?;
+    let c = kernel::str::CStr::from_bytes_with_nul(&v).map_err(|_| EINVAL)?;
+    Ok(CString::try_from(c)?)
+}
+
+/// The UIO name of a device: `tcm-user/<hba>/<dev>[/<dev_config>]`, the config bytes as they
+/// are (as C: the handler parses them).
 fn uio_name(dev: &Device<User>, config: &[u8]) -> Result<CString> {
-    let config = core::str::from_utf8(config).unwrap_or("");
     let hba = dev.hba();
+    let prefix = CString::try_from_fmt(fmt!("tcm-user/{}/{}", hba.data().host_id, &*dev.name))?;
     if config.is_empty() {
-        CString::try_from_fmt(fmt!("tcm-user/{}/{}", hba.data().host_id, &*dev.name))
+        Ok(prefix)
     } else {
-        CString::try_from_fmt(fmt!("tcm-user/{}/{}/{}", hba.data().host_id, &*dev.name, config))
+        cstring_of(&[prefix.as_bytes(), b"/", config])
+    }
+}
+
+impl params::WriteBytes for ShowPage<'_> {
+    fn write_bytes(&mut self, bytes: &[u8]) -> core::fmt::Result {
+        ShowPage::write_bytes(self, bytes)
     }
 }
 
@@ -1924,7 +1942,7 @@ impl Backend for User {
         AttrDef::wo(c_str!("free_kept_buf")),
     ];
 
-    fn dev_attr_show(dev: &Device<Self>, id: usize, f: &mut dyn core::fmt::Write) -> Result {
+    fn dev_attr_show(dev: &Device<Self>, id: usize, f: &mut ShowPage<'_>) -> Result {
         let st = &dev.settings;
         let r = match id {
             A_CMD_TIME_OUT => writeln!(f, "{}", st.cmd_time_out_ms.load(Ordering::Relaxed) / 1000),
@@ -1946,11 +1964,7 @@ impl Backend for User {
                     A_MAX_DATA_AREA_MB => writeln!(f, "{}", p.data_area_mb),
                     A_DATA_PAGES_PER_BLK => writeln!(f, "{}", p.data_pages_per_blk),
                     A_CMD_RING_SIZE_MB => writeln!(f, "{}", p.cmd_ring_size_mb()),
-                    A_DEV_CONFIG => writeln!(
-                        f,
-                        "{}",
-                        core::str::from_utf8(p.dev_config()).unwrap_or("")
-                    ),
+                    A_DEV_CONFIG => f.write_bytes(p.dev_config()).and_then(|()| f.write_str("\n")),
                     A_DEV_SIZE => writeln!(f, "{}", p.dev_size),
                     A_NL_REPLY_SUPPORTED => writeln!(f, "{}", p.nl_reply_supported),
                     _ => return Err(EINVAL),
@@ -1991,8 +2005,7 @@ impl Backend for User {
                 if v.is_empty() || v.len() > params::TCMU_CONFIG_LEN - 1 {
                     return Err(EINVAL);
                 }
-                let s = core::str::from_utf8(v).map_err(|_| EINVAL)?;
-                let c = CString::try_from_fmt(fmt!("{}", s))?;
+                let c = cstring_of(&[v])?;
                 reconfig(dev, netlink::Reconfig::DevConfig(&c))?;
                 dev.cfg.lock().set_dev_config(v);
                 // The handler finds its configuration in the UIO name (as C updates it).
@@ -2027,7 +2040,7 @@ impl Backend for User {
         Ok(data.len())
     }
 
-    fn action_show(dev: &Device<Self>, id: usize, f: &mut dyn core::fmt::Write) -> Result {
+    fn action_show(dev: &Device<Self>, id: usize, f: &mut ShowPage<'_>) -> Result {
         if id != ACT_BLOCK_DEV {
             return Err(EINVAL);
         }
@@ -2213,7 +2226,7 @@ impl Backend for User {
         }
     }
 
-    fn show_params(dev: &Device<Self>, f: &mut dyn core::fmt::Write) -> core::fmt::Result {
+    fn show_params(dev: &Device<Self>, f: &mut ShowPage<'_>) -> core::fmt::Result {
         params::format_info(&dev.cfg.lock(), f)
     }
 

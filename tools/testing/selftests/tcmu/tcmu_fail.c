@@ -2153,3 +2153,41 @@ TEST_F_TIMEOUT(fail, uio_closed_during_removal, 60)
 	EXPECT_EQ(0, module_param_write("global_max_data_area_mb", saved));
 	EXPECT_NE(0, access(DEV, F_OK)) MSG("%s still there", DEV);
 }
+
+/*
+ * dev_config is the handler's, in any encoding: bytes that are not UTF-8 are kept as they
+ * are in attrib/dev_config, in info and in the UIO name the handler parses (as C).
+ */
+#define RAW_CONFIG	"selftest/\xff\xfe-\xc3(-\xe2\x82"
+TEST_F_TIMEOUT(fail, dev_config_bytes, 30)
+{
+	char buf[512], want[256], path[300], v1[600], v2[600];
+	struct dirent *de;
+	int found = 0;
+	DIR *d;
+
+	ASSERT_EQ(0, mkdir(HBA, 0755)) MSG("mkdir %s: %s", HBA, strerror(errno));
+	self->hba_made = 1;
+	ASSERT_EQ(0, mkdir(DEV, 0755)) MSG("mkdir %s: %s", DEV, strerror(errno));
+	self->dev_made = 1;
+	ASSERT_EQ(0, write_file(DEV "/control", "dev_config=" RAW_CONFIG ",dev_size=1048576,nl_reply_supported=-1"));
+	ATTR_IS("dev_config", RAW_CONFIG "\n");
+	ASSERT_LT(0, read_file(DEV "/info", buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, "Config: " RAW_CONFIG " Size: 1048576 "))
+		MSG("info: %s", vis(buf, v1, sizeof(v1)));
+	ASSERT_EQ(0, write_file(DEV "/enable", "1"));
+	snprintf(want, sizeof(want), "tcm-user/%d/" DEV_NAME "/" RAW_CONFIG, HBA_ID);
+	d = opendir("/sys/class/uio");
+	ASSERT_NE(NULL, d);
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, "uio", 3)) {
+			snprintf(path, sizeof(path), "/sys/class/uio/%s/name", de->d_name);
+			if (read_file(path, buf, sizeof(buf)) > 0 && strstr(buf, "tcm-user/")) {
+				TH_LOG("%s: %s name %s", module_name(), de->d_name, vis(buf, v1, sizeof(v1)));
+				found |= !strcmp(buf, want);
+			}
+		}
+	closedir(d);
+	EXPECT_TRUE(found) MSG("no UIO device named %s", vis(want, v2, sizeof(v2)));
+	ATTR_WRITE("dev_config", "selftest/\x80", ESRCH);
+}

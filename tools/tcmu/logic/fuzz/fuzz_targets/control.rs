@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tcmu_logic::params::{format_info, set_params, Limits, Params, TCMU_GLOBAL_MAX_PAGES_DEF};
+use tcmu_logic::params::{format_info, Lossy, set_params, Limits, Params, TCMU_GLOBAL_MAX_PAGES_DEF};
 
 fuzz_target!(|data: &[u8]| {
     let l = Limits { page_shift: 12, global_max_pages: TCMU_GLOBAL_MAX_PAGES_DEF };
@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     let enabled = data.first().is_some_and(|b| b & 1 != 0);
     let _ = set_params(&mut p, data, enabled, &l);
     let mut s = String::new();
-    let _ = format_info(&p, &mut s);
+    let _ = format_info(&p, &mut Lossy(&mut s));
     assert!(p.data_pages_per_blk > 0);
 });

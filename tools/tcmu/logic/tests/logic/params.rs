@@ -17,7 +17,7 @@ fn parse(input: &str, enabled: bool) -> (Result<(), ParamError>, Params) {
 
 fn info(p: &Params) -> String {
     let mut s = String::new();
-    format_info(p, &mut s).unwrap();
+    format_info(p, &mut Lossy(&mut s)).unwrap();
     s
 }
 
