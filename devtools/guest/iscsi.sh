@@ -43,18 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# disk_of LUN: the sd disk of LUN of our iSCSI session (waits up to 30 s).
-disk_of() {
-	local i d
-	for i in $(seq 300); do
-		for d in /sys/class/iscsi_session/session*/device/target*/*:*:*:"$1"/block/sd*; do
-			[ -e "$d" ] || continue
-			[ -b "/dev/${d##*/}" ] && [ "$(cat "$d/size")" != 0 ] && { echo "${d##*/}"; return 0; }
-		done
-		sleep 0.1
-	done
-	return 1
-}
 fio_verify() { # disk name extra...
 	local sd=$1 name=$2
 	shift 2
@@ -67,8 +55,8 @@ fio_verify() { # disk name extra...
 login() {
 	step iscsiadm -m discovery -t sendtargets -p $PORTAL >/dev/null
 	step iscsiadm -m node -T "$IQN" -p $PORTAL --login >/dev/null
-	sd0=$(disk_of 0) || { echo "no disk for LUN 0"; return 1; }
-	sd1=$(disk_of 1) || { echo "no disk for LUN 1"; return 1; }
+	sd0=$(iscsi_disk 0) || { echo "no disk for LUN 0"; return 1; }
+	sd1=$(iscsi_disk 1) || { echo "no disk for LUN 1"; return 1; }
 	echo "logged in: LUN 0 /dev/$sd0, LUN 1 /dev/$sd1"
 }
 
@@ -103,11 +91,7 @@ echo 0 >"$TPG/attrib/demo_mode_write_protect"
 step sh -c "echo 1 >$TPG/enable"
 
 # The initiator.
-mkdir -p /run/lock/iscsi /etc/iscsi/nodes /etc/iscsi/send_targets
-# In a session of its own: a terminated iscsid signals its whole process group.
-setsid iscsid -f >/tmp/iscsid.log 2>&1 &
-IPID=$!
-sleep 1
+IPID=$(start_iscsid)
 login || exit 1
 
 # Verified I/O on both LUNs at once.
@@ -178,19 +162,7 @@ rmdir "$HBA/r0" "$HBA/q0" "$HBA"
 kill "$HPID" "$RPID"; wait "$HPID" "$RPID" 2>/dev/null || true; HPID= RPID=
 rmdir "$CFG/iscsi" 2>/dev/null || true
 rmmod iscsi_tcp libiscsi_tcp libiscsi scsi_transport_iscsi 2>/dev/null || true
-# The target's connection threads outlive the logout a little, and nothing stops an rmmod of
-# iscsi_target_mod meanwhile (seen here: an oops in iscsi_trx running unloaded code, with
-# either TCMU module): unload it only once they are gone.
-conn_threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^iscsi_(trx|ttx)$' || true; }
-for i in $(seq 100); do
-	[ "$(conn_threads)" = 0 ] && break
-	sleep 0.1
-done
-if [ "$(conn_threads)" = 0 ]; then
-	rmmod iscsi_target_mod 2>/dev/null || true
-else
-	echo "iscsi_target_mod left loaded: $(conn_threads) connection threads 10 s after the logout"
-fi
+unload_iscsi_target
 leakcheck "$M" || rc=1
 rmmod "$M" || fail "rmmod $M"
 trap - EXIT

@@ -115,3 +115,38 @@ leakcheck() {
 	echo "$r"
 	return 1
 }
+
+# start_iscsid: open-iscsi's daemon for the kernel initiator; prints its pid. In a session
+# of its own: a terminated iscsid signals its whole process group.
+start_iscsid() {
+	mkdir -p /run/lock/iscsi /etc/iscsi/nodes /etc/iscsi/send_targets
+	setsid iscsid -f >/tmp/iscsid.log 2>&1 &
+	echo $!
+	sleep 1
+}
+
+# unload_iscsi_target: rmmod iscsi_target_mod once its connection threads are gone. They
+# outlive a logout a little, and nothing stops an rmmod meanwhile (seen: an oops in iscsi_trx
+# running unloaded code, with either TCMU module).
+unload_iscsi_target() {
+	local i n
+	for i in $(seq 100); do
+		n=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^iscsi_(trx|ttx)$' || true)
+		[ "$n" = 0 ] && { rmmod iscsi_target_mod 2>/dev/null || true; return 0; }
+		sleep 0.1
+	done
+	echo "iscsi_target_mod left loaded: $n connection threads 10 s after the logout"
+}
+
+# iscsi_disk LUN: the sd disk of LUN of the iSCSI session (waits up to 30 s).
+iscsi_disk() {
+	local i d
+	for i in $(seq 300); do
+		for d in /sys/class/iscsi_session/session*/device/target*/*:*:*:"$1"/block/sd*; do
+			[ -e "$d" ] || continue
+			[ -b "/dev/${d##*/}" ] && [ "$(cat "$d/size")" != 0 ] && { echo "${d##*/}"; return 0; }
+		done
+		sleep 0.1
+	done
+	return 1
+}

@@ -4,7 +4,8 @@
 # create (control string and hw_max_sectors at creation), set attributes, export on a
 # tcm_loop LUN, saveconfig, clearconfig (everything gone: configfs, UIO, SCSI disk),
 # restoreconfig (the attributes and the LUN come back), then fio randrw with crc32c
-# verification on the restored LUN and a clean teardown. TCMU_MODULE selects the module
+# verification on the restored LUN, the same storage object exported over LIO iSCSI with
+# targetcli and verified through open-iscsi, and a clean teardown. TCMU_MODULE selects the module
 # (tcmu_rs by default).
 set -euo pipefail
 . /tcmu/lib.sh
@@ -13,10 +14,14 @@ WWN=naa.5001405000000041
 IMG=/tmp/targetcli-e2e.qcow2
 SAVE=/tmp/targetcli-e2e.json
 SO=/backstores/user:qcow/tq0
-RPID=
+IQN=iqn.2026-12.org.tcmu-rs:targetcli$$
+PORTAL=127.0.0.1:3260
+RPID= IPID=
 
 cleanup() {
 	set +e
+	iscsiadm -m node -T "$IQN" -p $PORTAL --logout >/dev/null 2>&1
+	[ -n "$IPID" ] && kill "$IPID"
 	[ -n "$RPID" ] && targetcli clearconfig confirm=True >/dev/null 2>&1
 	[ -n "$RPID" ] && kill "$RPID" && wait "$RPID" 2>/dev/null
 	rm -f "$IMG" "$SAVE"
@@ -125,7 +130,31 @@ fio --name=targetcli --filename="/dev/$sd" --allow_file_create=0 --rw=randrw --b
 grep -E "err=|READ:|WRITE:" /tmp/fio-targetcli.txt
 grep -q "err= 0" /tmp/fio-targetcli.txt || fail "fio"
 
+# The same storage object over LIO iSCSI, made with targetcli as administrators do (its
+# default portal 0.0.0.0:3260), with the kernel initiator: login, verified I/O, logout.
+modprobe iscsi_tcp
+tc /iscsi create "$IQN"
+tc "/iscsi/$IQN/tpg1/luns" create $SO
+tc "/iscsi/$IQN/tpg1" set attribute authentication=0 generate_node_acls=1 cache_dynamic_acls=1 \
+	demo_mode_write_protect=0
+IPID=$(start_iscsid)
+iscsiadm -m discovery -t sendtargets -p $PORTAL >/dev/null || fail "iSCSI discovery"
+iscsiadm -m node -T "$IQN" -p $PORTAL --login >/dev/null || fail "iSCSI login"
+isd=$(iscsi_disk 0) || fail "no disk for the iSCSI LUN"
+echo "iSCSI LUN: /dev/$isd"
+fio --name=targetcli-iscsi --filename="/dev/$isd" --allow_file_create=0 --rw=randrw --bsrange=4k-256k \
+	--size=16M --verify=crc32c --iodepth=16 --ioengine=libaio --direct=1 --output=/tmp/fio-targetcli-iscsi.txt
+grep -E "err=|READ:|WRITE:" /tmp/fio-targetcli-iscsi.txt
+grep -q "err= 0" /tmp/fio-targetcli-iscsi.txt || fail "fio over iSCSI"
+iscsiadm -m node -T "$IQN" -p $PORTAL --logout >/dev/null || fail "iSCSI logout"
+iscsiadm -m node -T "$IQN" -p $PORTAL -o delete >/dev/null 2>&1 || true
+kill "$IPID"; IPID=
+
 tc clearconfig confirm=True
+rmmod iscsi_tcp libiscsi_tcp libiscsi scsi_transport_iscsi 2>/dev/null || true
+# clearconfig leaves the fabric's directory, which holds iscsi_target_mod.
+rmdir "$CFG/iscsi" 2>/dev/null || true
+unload_iscsi_target
 kill "$RPID"; wait "$RPID" 2>/dev/null || true
 RPID=
 if grep -E "\[ERROR\]" /var/log/tcmu-runner.log | grep -v "block_netlink\|reset_netlink"; then
