@@ -154,9 +154,14 @@ impl<T: Family> Registration<T> {
         for op in T::OPS {
             let mut o = zero_op;
             o.cmd = op.cmd;
-            o.flags = if op.admin { bindings::GENL_ADMIN_PERM as u8 } else { 0 };
+            o.flags = if op.admin {
+                bindings::GENL_ADMIN_PERM as u8
+            } else {
+                0
+            };
             o.validate = (bindings::genl_validate_flags_GENL_DONT_VALIDATE_STRICT
-                | bindings::genl_validate_flags_GENL_DONT_VALIDATE_DUMP) as u8;
+                | bindings::genl_validate_flags_GENL_DONT_VALIDATE_DUMP)
+                as u8;
             o.doit = Some(doit_cb::<T>);
             ops.push(o, flags)?;
         }
@@ -201,7 +206,12 @@ impl<T: Family> Registration<T> {
         f.set_netnsok(1);
         f.small_ops = ops.as_ptr();
         f.n_small_ops = u8::try_from(ops.len()).map_err(|_| EINVAL)?;
-        f.resv_start_op = T::OPS.iter().map(|o| o.cmd).max().unwrap_or(0).saturating_add(1);
+        f.resv_start_op = T::OPS
+            .iter()
+            .map(|o| o.cmd)
+            .max()
+            .unwrap_or(0)
+            .saturating_add(1);
         f.mcgrps = mcgrps.as_ptr();
         f.n_mcgrps = u8::try_from(mcgrps.len()).map_err(|_| EINVAL)?;
         f.module = module.as_ptr();
@@ -224,9 +234,11 @@ impl<T: Family> Registration<T> {
     /// Starts an event message for command `cmd`.
     pub fn message(&self, cmd: u8, flags: Flags) -> Result<Message<'_, T>> {
         // SAFETY: FFI call; the size fits our small messages.
-        let skb = NonNull::new(unsafe { bindings::genlmsg_new(1024, flags.as_raw()) }).ok_or(ENOMEM)?;
+        let skb =
+            NonNull::new(unsafe { bindings::genlmsg_new(1024, flags.as_raw()) }).ok_or(ENOMEM)?;
         // SAFETY: `skb` is a new message and the family is registered.
-        let hdr = unsafe { bindings::genlmsg_put(skb.as_ptr(), 0, 0, self.inner.family.get(), 0, cmd) };
+        let hdr =
+            unsafe { bindings::genlmsg_put(skb.as_ptr(), 0, 0, self.inner.family.get(), 0, cmd) };
         if hdr.is_null() {
             // SAFETY: `skb` is ours and was not sent.
             unsafe { bindings::nlmsg_free(skb.as_ptr()) };
@@ -272,13 +284,17 @@ impl<T: Family> Message<'_, T> {
     /// Adds a `u64` attribute, aligned with padding attribute `pad`.
     pub fn put_u64(&mut self, attr: u16, v: u64, pad: u16) -> Result {
         // SAFETY: As in `put_u32`.
-        to_result(unsafe { bindings::nla_put_u64_64bit(self.skb.as_ptr(), attr.into(), v, pad.into()) })
+        to_result(unsafe {
+            bindings::nla_put_u64_64bit(self.skb.as_ptr(), attr.into(), v, pad.into())
+        })
     }
 
     /// Adds a NUL-terminated string attribute.
     pub fn put_string(&mut self, attr: u16, s: &CStr) -> Result {
         // SAFETY: As in `put_u32`; `s` is NUL-terminated.
-        to_result(unsafe { bindings::nla_put_string(self.skb.as_ptr(), attr.into(), s.as_char_ptr()) })
+        to_result(unsafe {
+            bindings::nla_put_string(self.skb.as_ptr(), attr.into(), s.as_char_ptr())
+        })
     }
 
     /// Sends the message to multicast group `group` (an index into [`Family::MCGRPS`]) in all

@@ -58,13 +58,20 @@ pub const fn suite(name: &str, cases: *mut bindings::kunit_case) -> bindings::ku
 /// Marks the running KUnit test as failed and logs `msg`; the test goes on.
 #[doc(hidden)]
 pub fn fail(file: &str, line: u32, msg: core::fmt::Arguments<'_>) {
-    crate::kunit::err(format_args!("    # {file}:{line}: EXPECTATION FAILED: {msg}\n"));
+    crate::kunit::err(format_args!(
+        "    # {file}:{line}: EXPECTATION FAILED: {msg}\n"
+    ));
     // SAFETY: FFI call without safety requirements.
     let test = unsafe { bindings::kunit_get_current_test() };
     if !test.is_null() {
         // SAFETY: `test` is the running test; KUnit reads `status` after the case returns, and
         // setting it is what `kunit_set_failure()` does.
-        unsafe { core::ptr::write_volatile(&raw mut (*test).status, bindings::kunit_status_KUNIT_FAILURE) };
+        unsafe {
+            core::ptr::write_volatile(
+                &raw mut (*test).status,
+                bindings::kunit_status_KUNIT_FAILURE,
+            )
+        };
     }
 }
 
@@ -93,7 +100,13 @@ macro_rules! kunit_expect_eq {
                     $crate::kunit_suite::fail(
                         file!(),
                         line!(),
-                        format_args!("{} == {} ({:?} != {:?})", stringify!($left), stringify!($right), l, r),
+                        format_args!(
+                            "{} == {} ({:?} != {:?})",
+                            stringify!($left),
+                            stringify!($right),
+                            l,
+                            r
+                        ),
                     );
                 }
             }

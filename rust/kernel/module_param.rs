@@ -99,7 +99,10 @@ pub trait ParamOps {
 /// # Safety
 ///
 /// Called by the parameter code with `val` null or a NUL-terminated string.
-unsafe extern "C" fn set_cb<T: ParamOps>(val: *const c_char, _kp: *const bindings::kernel_param) -> c_int {
+unsafe extern "C" fn set_cb<T: ParamOps>(
+    val: *const c_char,
+    _kp: *const bindings::kernel_param,
+) -> c_int {
     let bytes: &[u8] = if val.is_null() {
         &[]
     } else {
@@ -115,7 +118,10 @@ unsafe extern "C" fn set_cb<T: ParamOps>(val: *const c_char, _kp: *const binding
 /// # Safety
 ///
 /// Called by the parameter code with `buf` pointing to a page-sized buffer.
-unsafe extern "C" fn get_cb<T: ParamOps>(buf: *mut c_char, _kp: *const bindings::kernel_param) -> c_int {
+unsafe extern "C" fn get_cb<T: ParamOps>(
+    buf: *mut c_char,
+    _kp: *const bindings::kernel_param,
+) -> c_int {
     // SAFETY: `param_attr_show()` passes a buffer of `PAGE_SIZE` bytes, ours for this call.
     let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), crate::page::PAGE_SIZE) };
     let mut w = ParamWriter { buf, pos: 0 };
@@ -185,7 +191,9 @@ impl KernelParam {
             perm,
             level: -1,
             flags: 0,
-            __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 { arg: ptr::null_mut() },
+            __bindgen_anon_1: bindings::kernel_param__bindgen_ty_1 {
+                arg: ptr::null_mut(),
+            },
         })
     }
 }
@@ -257,7 +265,9 @@ unsafe impl<T: Send + Sync> Sync for ParamShared<T> {}
 impl<T: Send + Sync> ParamShared<T> {
     /// Nothing published.
     pub const fn new() -> Self {
-        Self { ptr: AtomicPtr::new(ptr::null_mut()) }
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     fn swap(&self, module: &'static ThisModule, new: *mut T) -> *mut T {

@@ -10,6 +10,8 @@
 //! C headers: [`include/target/target_core_backend.h`](srctree/include/target/target_core_backend.h),
 //! [`include/target/target_core_base.h`](srctree/include/target/target_core_base.h).
 
+use crate::ffi::c_char;
+use crate::page::{Page, PAGE_SIZE};
 use crate::{
     bindings,
     error::{from_result, to_result, Error, Result},
@@ -19,8 +21,6 @@ use crate::{
     types::Opaque,
     ThisModule,
 };
-use crate::ffi::c_char;
-use crate::page::{Page, PAGE_SIZE};
 use core::{marker::PhantomData, mem::MaybeUninit, ptr, ptr::NonNull};
 
 /// A SCSI sense reason (`sense_reason_t`) returned to the target core. `0` means success.
@@ -322,7 +322,9 @@ impl<T: Backend> Device<T> {
     /// Turns write-cache emulation on or off.
     pub fn set_write_cache(&self, on: bool) {
         // SAFETY: Write of a plain field of this device, as configfs stores do.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.raw()).dev_attrib.emulate_write_cache, on) }
+        unsafe {
+            core::ptr::write_volatile(&raw mut (*self.raw()).dev_attrib.emulate_write_cache, on)
+        }
     }
 }
 
@@ -401,7 +403,12 @@ impl<T: Backend> Cmd<T> {
     /// The Data-In buffer of a bidirectional command (empty otherwise).
     pub fn bidi_sg(&self) -> SgList<'_> {
         // SAFETY: As in `data_sg`.
-        unsafe { SgList::new((*self.raw()).t_bidi_data_sg, (*self.raw()).t_bidi_data_nents) }
+        unsafe {
+            SgList::new(
+                (*self.raw()).t_bidi_data_sg,
+                (*self.raw()).t_bidi_data_nents,
+            )
+        }
     }
 }
 
@@ -507,7 +514,13 @@ impl SgList<'_> {
 
     /// Copies `len` bytes from `page` at offset `off` into the list, starting `skip` bytes in.
     /// Returns the number of bytes copied (less than `len` if the list is shorter).
-    pub fn copy_from_page(&self, skip: usize, page: &Page, off: usize, len: usize) -> Result<usize> {
+    pub fn copy_from_page(
+        &self,
+        skip: usize,
+        page: &Page,
+        off: usize,
+        len: usize,
+    ) -> Result<usize> {
         self.copy_page(skip, page, off, len, false)
     }
 
@@ -525,7 +538,11 @@ impl SgList<'_> {
             return 0;
         }
         let flags = bindings::SG_MITER_ATOMIC
-            | if to_pages { bindings::SG_MITER_FROM_SG } else { bindings::SG_MITER_TO_SG };
+            | if to_pages {
+                bindings::SG_MITER_FROM_SG
+            } else {
+                bindings::SG_MITER_TO_SG
+            };
         let mut miter = core::mem::MaybeUninit::<bindings::sg_mapping_iter>::zeroed();
         let m = miter.as_mut_ptr();
         // SAFETY: `sgl`/`nents` describe a valid list for `'a`; `m` is ours. Every iteration
@@ -570,7 +587,14 @@ impl SgList<'_> {
         done
     }
 
-    fn copy_page(&self, skip: usize, page: &Page, off: usize, len: usize, to_page: bool) -> Result<usize> {
+    fn copy_page(
+        &self,
+        skip: usize,
+        page: &Page,
+        off: usize,
+        len: usize,
+        to_page: bool,
+    ) -> Result<usize> {
         let end = off.checked_add(len).ok_or(EINVAL)?;
         if end > PAGE_SIZE || self.is_empty() {
             return if len == 0 { Ok(0) } else { Err(EINVAL) };
@@ -578,7 +602,10 @@ impl SgList<'_> {
         // SAFETY: `page` is a valid page owned by the caller; it is mapped for the duration of
         // the copy and `off + len` stays within it.
         let n = unsafe {
-            let addr = bindings::kmap_local_page(page.as_ptr()).cast::<u8>().add(off).cast();
+            let addr = bindings::kmap_local_page(page.as_ptr())
+                .cast::<u8>()
+                .add(off)
+                .cast();
             let n = if to_page {
                 bindings::sg_pcopy_to_buffer(self.sgl, self.nents, addr, len, skip as _)
             } else {
@@ -746,7 +773,10 @@ impl<T: Backend> PendingCmd<T> {
     /// Lets a failed read still return data (`SCF_TREAT_READ_AS_NORMAL`).
     pub fn set_treat_read_as_normal(&mut self) {
         // SAFETY: The backend may set this flag on a command it owns before completing it.
-        unsafe { (*self.cmd.as_ptr()).se_cmd_flags |= bindings::se_cmd_flags_table_SCF_TREAT_READ_AS_NORMAL };
+        unsafe {
+            (*self.cmd.as_ptr()).se_cmd_flags |=
+                bindings::se_cmd_flags_table_SCF_TREAT_READ_AS_NORMAL
+        };
     }
 }
 
@@ -887,17 +917,29 @@ pub struct AttrDef {
 impl AttrDef {
     /// A read-write attribute.
     pub const fn rw(name: &'static CStr) -> Self {
-        Self { name, read: true, write: true }
+        Self {
+            name,
+            read: true,
+            write: true,
+        }
     }
 
     /// A read-only attribute.
     pub const fn ro(name: &'static CStr) -> Self {
-        Self { name, read: true, write: false }
+        Self {
+            name,
+            read: true,
+            write: false,
+        }
     }
 
     /// A write-only attribute.
     pub const fn wo(name: &'static CStr) -> Self {
-        Self { name, read: false, write: true }
+        Self {
+            name,
+            read: false,
+            write: true,
+        }
     }
 }
 
@@ -964,7 +1006,10 @@ impl AttrSet {
             attrs.push(b, GFP_KERNEL)?;
         }
         ptrs.push(ptr::null_mut(), GFP_KERNEL)?;
-        Ok(Self { _attrs: attrs, ptrs })
+        Ok(Self {
+            _attrs: attrs,
+            ptrs,
+        })
     }
 
     fn as_ptr(&self) -> *mut *mut bindings::configfs_attribute {
@@ -982,7 +1027,9 @@ const GROUP_ACTION: u8 = 1;
 ///
 /// `item` must be the item of the `attrib` (`GROUP_ATTRIB`) or `action` (`GROUP_ACTION`) group
 /// of a live device of backend `T`.
-unsafe fn item_device<'a, T: Backend, const G: u8>(item: *mut bindings::config_item) -> &'a Device<T> {
+unsafe fn item_device<'a, T: Backend, const G: u8>(
+    item: *mut bindings::config_item,
+) -> &'a Device<T> {
     // `cg_item` is the first field of `config_group`.
     let group = item.cast::<u8>();
     // SAFETY: By the safety requirements, the group is embedded in an `se_device` at the
@@ -1181,7 +1228,8 @@ unsafe extern "C" fn free_device_cb<T: Backend>(se_dev: *mut bindings::se_device
 }
 
 unsafe extern "C" fn free_device_rcu<T: Backend>(head: *mut bindings::callback_head) {
-    let off = core::mem::offset_of!(Device<T>, se_dev) + core::mem::offset_of!(bindings::se_device, callback_head);
+    let off = core::mem::offset_of!(Device<T>, se_dev)
+        + core::mem::offset_of!(bindings::se_device, callback_head);
     // SAFETY: `head` is the `rcu_head` of the `se_dev` of a `Device<T>` (see `free_device_cb`),
     // whose data was dropped already: free the memory without dropping anything again.
     unsafe {
@@ -1208,7 +1256,10 @@ unsafe extern "C" fn set_params_cb<T: Backend>(
     }
 }
 
-unsafe extern "C" fn show_params_cb<T: Backend>(dev: *mut bindings::se_device, page: *mut c_char) -> isize {
+unsafe extern "C" fn show_params_cb<T: Backend>(
+    dev: *mut bindings::se_device,
+    page: *mut c_char,
+) -> isize {
     // SAFETY: As in `configure_device_cb`.
     let dev = unsafe { Device::<T>::from_raw(dev) };
     // SAFETY: configfs passes a buffer of `PAGE_SIZE` bytes, ours until we return.
@@ -1247,7 +1298,9 @@ unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> Sense
     }
 }
 
-unsafe extern "C" fn plug_device_cb<T: Backend>(se_dev: *mut bindings::se_device) -> *mut bindings::se_dev_plug {
+unsafe extern "C" fn plug_device_cb<T: Backend>(
+    se_dev: *mut bindings::se_device,
+) -> *mut bindings::se_dev_plug {
     // SAFETY: As in `configure_device_cb`.
     let dev = unsafe { Device::<T>::from_raw(se_dev) };
     if T::plug(dev) {
@@ -1295,7 +1348,9 @@ unsafe extern "C" fn device_type_cb<T: Backend>(dev: *mut bindings::se_device) -
     T::device_type(unsafe { Device::<T>::from_raw(dev) })
 }
 
-unsafe extern "C" fn get_blocks_cb<T: Backend>(dev: *mut bindings::se_device) -> bindings::sector_t {
+unsafe extern "C" fn get_blocks_cb<T: Backend>(
+    dev: *mut bindings::se_device,
+) -> bindings::sector_t {
     // SAFETY: As in `configure_device_cb`.
     T::last_lba(unsafe { Device::<T>::from_raw(dev) })
 }

@@ -178,7 +178,10 @@ unsafe impl<T: HasArcWork> Sync for ArcWork<T> {}
 
 impl<T: HasArcWork> ArcWork<T> {
     /// A work item that is not queued.
-    pub fn new(name: &'static crate::str::CStr, key: &'static crate::sync::LockClassKey) -> impl PinInit<Self> {
+    pub fn new(
+        name: &'static crate::str::CStr,
+        key: &'static crate::sync::LockClassKey,
+    ) -> impl PinInit<Self> {
         pin_init!(Self {
             work <- Opaque::ffi_init(|w: *mut bindings::work_struct| {
                 // SAFETY: `w` is valid for writes; this initialises it fully.

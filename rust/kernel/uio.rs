@@ -20,9 +20,9 @@ use crate::{
     error::{from_result, to_result, Error, Result},
     ffi::{c_int, c_void},
     init::PinInit,
+    new_mutex,
     page::{Page, PAGE_SIZE},
     prelude::*,
-    new_mutex,
     str::{CStr, CString},
     sync::{Arc, ArcBorrow, Mutex},
     types::Opaque,
@@ -47,7 +47,10 @@ impl FaultPage {
         // SAFETY: `p` is a valid page, kept alive by `page` while we take our own reference.
         unsafe { bindings::get_page(p) };
         // SAFETY: `Page::as_ptr` is never null.
-        Self { page: unsafe { NonNull::new_unchecked(p) }, locked: false }
+        Self {
+            page: unsafe { NonNull::new_unchecked(p) },
+            locked: false,
+        }
     }
 
     /// Takes a new reference to `page` and locks it (may sleep). The memory manager unlocks
@@ -201,7 +204,10 @@ impl SharedArea {
         let page = NonNull::new(page)?;
         // SAFETY: The page belongs to this live vmalloc area.
         unsafe { bindings::get_page(page.as_ptr()) };
-        Some(FaultPage { page, locked: false })
+        Some(FaultPage {
+            page,
+            locked: false,
+        })
     }
 }
 
@@ -452,7 +458,11 @@ impl<T: Operations> Registration<T> {
                 (*info).open = Some(open_cb::<T>);
                 (*info).release = Some(release_cb::<T>);
                 (*info).irqcontrol = Some(irqcontrol_cb::<T>);
-                to_result(bindings::__uio_register_device(module.as_ptr(), parent, info))?;
+                to_result(bindings::__uio_register_device(
+                    module.as_ptr(),
+                    parent,
+                    info,
+                ))?;
                 // `priv_` is the driver data (see `new`), alive as long as the registration.
                 if let Some(w) = (*priv_.cast::<T>()).waker() {
                     w.set(info);
@@ -554,7 +564,10 @@ unsafe fn data_of<'a, T: Operations>(info: *mut bindings::uio_info) -> &'a T {
     unsafe { &*(*info).priv_.cast::<T>() }
 }
 
-unsafe extern "C" fn open_cb<T: Operations>(info: *mut bindings::uio_info, inode: *mut bindings::inode) -> c_int {
+unsafe extern "C" fn open_cb<T: Operations>(
+    info: *mut bindings::uio_info,
+    inode: *mut bindings::inode,
+) -> c_int {
     // SAFETY: The UIO core calls this only while the registration exists.
     let data = unsafe { data_of::<T>(info) };
     from_result(|| {
@@ -568,7 +581,10 @@ unsafe extern "C" fn open_cb<T: Operations>(info: *mut bindings::uio_info, inode
     })
 }
 
-unsafe extern "C" fn release_cb<T: Operations>(info: *mut bindings::uio_info, _: *mut bindings::inode) -> c_int {
+unsafe extern "C" fn release_cb<T: Operations>(
+    info: *mut bindings::uio_info,
+    _: *mut bindings::inode,
+) -> c_int {
     // SAFETY: As in `irqcontrol_cb`.
     let data = unsafe { ArcBorrow::from_raw((*info).priv_.cast::<T>().cast_const()) };
     if let Some(om) = data.open_mapping() {
@@ -650,7 +666,10 @@ unsafe extern "C" fn fault_cb<T: Operations>(vmf: *mut bindings::vm_fault) -> bi
     // what is left of a mapping after a split (whose `vm_pgoff` is no longer 0).
     let (data, pgoff) = unsafe {
         let vma = (*vmf).__bindgen_anon_1.vma;
-        ((&*(*vma).vm_private_data.cast::<T>()), (*vmf).__bindgen_anon_1.pgoff as usize)
+        (
+            (&*(*vma).vm_private_data.cast::<T>()),
+            (*vmf).__bindgen_anon_1.pgoff as usize,
+        )
     };
     match data.fault(pgoff) {
         Some(page) => {

@@ -39,7 +39,11 @@ impl<S: DerefMut<Target = [u64]>> IdMap<S> {
         bits.fill(0);
         // Id 0 is reserved: never handed out.
         *bits.first_mut()? = 1;
-        Some(Self { bits, hint: 0, used: 0 })
+        Some(Self {
+            bits,
+            hint: 0,
+            used: 0,
+        })
     }
 
     /// The lowest id not in use, `None` if all are.

@@ -30,7 +30,8 @@ fn split(s: &[u8]) -> Result<(&[u8], u32), KstrtoError> {
         Some((b'\n', rest)) => rest,
         _ => s,
     };
-    let (digits, base) = if let Some(rest) = s.strip_prefix(b"0x").or_else(|| s.strip_prefix(b"0X")) {
+    let (digits, base) = if let Some(rest) = s.strip_prefix(b"0x").or_else(|| s.strip_prefix(b"0X"))
+    {
         (rest, 16)
     } else if s.len() > 1 && s.first() == Some(&b'0') {
         (&s[1..], 8)

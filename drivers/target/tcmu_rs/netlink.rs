@@ -122,10 +122,22 @@ impl genetlink::Family for Nl {
     const VERSION: u32 = 2;
     const POLICY: &'static [Option<AttrType>] = &POLICY;
     const OPS: &'static [Op] = &[
-        Op { cmd: abi::TCMU_CMD_ADDED_DEVICE_DONE, admin: true },
-        Op { cmd: abi::TCMU_CMD_REMOVED_DEVICE_DONE, admin: true },
-        Op { cmd: abi::TCMU_CMD_RECONFIG_DEVICE_DONE, admin: true },
-        Op { cmd: abi::TCMU_CMD_SET_FEATURES, admin: true },
+        Op {
+            cmd: abi::TCMU_CMD_ADDED_DEVICE_DONE,
+            admin: true,
+        },
+        Op {
+            cmd: abi::TCMU_CMD_REMOVED_DEVICE_DONE,
+            admin: true,
+        },
+        Op {
+            cmd: abi::TCMU_CMD_RECONFIG_DEVICE_DONE,
+            admin: true,
+        },
+        Op {
+            cmd: abi::TCMU_CMD_SET_FEATURES,
+            admin: true,
+        },
     ];
     const MCGRPS: &'static [&'static CStr] = &[c_str!("config")];
 
@@ -151,7 +163,10 @@ impl genetlink::Family for Nl {
             return Err(EINVAL);
         };
         let Some(w) = st.find(dev_index) else {
-            pr_warn_ratelimited!("netlink reply for device {} that waits for none\n", dev_index);
+            pr_warn_ratelimited!(
+                "netlink reply for device {} that waits for none\n",
+                dev_index
+            );
             return Err(ENODEV);
         };
         if w.cmd != event || w.status.is_some() {
@@ -179,7 +194,11 @@ fn reply_result(status: i32, dev_index: u32) -> Result {
         0 => Ok(()),
         s if (-MAX_ERRNO..0).contains(&s) => Err(Error::from_errno(s)),
         s => {
-            pr_warn_ratelimited!("netlink reply for device {} with invalid status {}\n", dev_index, s);
+            pr_warn_ratelimited!(
+                "netlink reply for device {} with invalid status {}\n",
+                dev_index,
+                s
+            );
             Err(EINVAL)
         }
     }
@@ -232,7 +251,11 @@ impl Nl {
             if st.find(ev.dev_index).is_some() {
                 return Err(EBUSY);
             }
-            st.add(Waiter { dev_index: ev.dev_index, cmd, status: None })?;
+            st.add(Waiter {
+                dev_index: ev.dev_index,
+                cmd,
+                status: None,
+            })?;
         }
         let sent = (|| {
             let mut msg = reg.message(cmd, GFP_KERNEL)?;
@@ -242,7 +265,9 @@ impl Nl {
             match ev.reconfig {
                 Reconfig::None => {}
                 Reconfig::DevConfig(c) => msg.put_string(abi::TCMU_ATTR_DEV_CFG, c)?,
-                Reconfig::DevSize(s) => msg.put_u64(abi::TCMU_ATTR_DEV_SIZE, s, abi::TCMU_ATTR_PAD)?,
+                Reconfig::DevSize(s) => {
+                    msg.put_u64(abi::TCMU_ATTR_DEV_SIZE, s, abi::TCMU_ATTR_PAD)?
+                }
                 Reconfig::WriteCache(w) => msg.put_u8(abi::TCMU_ATTR_WRITECACHE, w)?,
             }
             msg.multicast(0)

@@ -521,10 +521,13 @@ impl<W: fmt::Write + ?Sized> WriteBytes for Lossy<'_, W> {
                 Err(e) => {
                     let n = e.valid_up_to();
                     let valid = bytes.get(..n).unwrap_or_default();
-                    self.0.write_str(core::str::from_utf8(valid).map_err(|_| fmt::Error)?)?;
+                    self.0
+                        .write_str(core::str::from_utf8(valid).map_err(|_| fmt::Error)?)?;
                     self.0.write_char(char::REPLACEMENT_CHARACTER)?;
                     // `None`: the input ends in the middle of a sequence.
-                    let Some(bad) = e.error_len() else { return Ok(()) };
+                    let Some(bad) = e.error_len() else {
+                        return Ok(());
+                    };
                     bytes = bytes.get(n + bad..).unwrap_or_default();
                 }
             }

@@ -70,7 +70,13 @@ mod params {
         }
     }
 
-    kernel::module_param_cb!("race_delay_fault_ms", FaultMs, 0o200, "Test only: fault delay.", write_only);
+    kernel::module_param_cb!(
+        "race_delay_fault_ms",
+        FaultMs,
+        0o200,
+        "Test only: fault delay.",
+        write_only
+    );
     kernel::module_param_cb!(
         "race_delay_unregister_ms",
         UnregisterMs,

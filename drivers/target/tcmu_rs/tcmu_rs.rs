@@ -17,9 +17,11 @@
 #![recursion_limit = "256"]
 
 use core::fmt::Write as _;
-use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use kernel::{
-    alloc::flags::{GFP_KERNEL, GFP_NOIO, __GFP_ZERO},
+    alloc::flags::{__GFP_ZERO, GFP_KERNEL, GFP_NOIO},
     c_str, fmt,
     module_param::{ParamContext, ParamOps, ParamShared, ParamWriter},
     new_mutex,
@@ -34,7 +36,9 @@ use kernel::{
         TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE, TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
     },
     time::{msecs_to_jiffies, Jiffies},
-    timer::{current_cpu, jiffies, time_after, ArcTimer, ArcTimerCallback, ArcWork, ArcWorkCallback},
+    timer::{
+        current_cpu, jiffies, time_after, ArcTimer, ArcTimerCallback, ArcWork, ArcWorkCallback,
+    },
     uio::{self, FaultPage, Notifier, RootDevice, SharedArea},
 };
 
@@ -151,7 +155,11 @@ impl ParamOps for BlockNetlink {
     }
 
     fn get(_ctx: &ParamContext<'_>, f: &mut ParamWriter<'_>) -> Result {
-        let s = if netlink::BLOCKED.load(Ordering::Relaxed) { "blocked" } else { "unblocked" };
+        let s = if netlink::BLOCKED.load(Ordering::Relaxed) {
+            "blocked"
+        } else {
+            "unblocked"
+        };
         writeln!(f, "{s}").map_err(|_| EINVAL)
     }
 }
@@ -177,8 +185,19 @@ kernel::module_param_cb!(
     0o644,
     "Max MBs allowed to be allocated to all the tcmu device's data areas."
 );
-kernel::module_param_cb!("block_netlink", BlockNetlink, 0o644, "Block new netlink commands.");
-kernel::module_param_cb!("reset_netlink", ResetNetlink, 0o200, "Reset netlink commands.", write_only);
+kernel::module_param_cb!(
+    "block_netlink",
+    BlockNetlink,
+    0o644,
+    "Block new netlink commands."
+);
+kernel::module_param_cb!(
+    "reset_netlink",
+    ResetNetlink,
+    0o200,
+    "Reset netlink commands.",
+    write_only
+);
 
 /// Frees the unused data pages of all devices when they hold more than the global limit
 /// (C's `tcmu_unmap_work`).
@@ -248,7 +267,11 @@ impl Reclaimer {
             }
         }
         let freed: usize = rings.iter().map(|r| r.reclaim()).sum();
-        pr_debug!("reclaimed {} data pages, {} held\n", freed, GLOBAL_PAGES.load(Ordering::Relaxed));
+        pr_debug!(
+            "reclaimed {} data pages, {} held\n",
+            freed,
+            GLOBAL_PAGES.load(Ordering::Relaxed)
+        );
     }
 }
 
@@ -453,7 +476,11 @@ const REAP_COPY_BUDGET: usize = 64 * 1024;
 
 impl Finished {
     fn new() -> Self {
-        Self { items: [const { None }; REAP_BATCH], n: 0, copied: 0 }
+        Self {
+            items: [const { None }; REAP_BATCH],
+            n: 0,
+            copied: 0,
+        }
     }
 
     /// Adds `d`, whose Data-In copy was `copied` bytes; completes it at once if the batch
@@ -500,7 +527,9 @@ struct Deferred {
 impl Deferred {
     fn copy(&self) {
         if let Some(d) = &self.done {
-            d.cmd.data_sg().copy_pages(self.len, false, |i| self.pages.get(i));
+            d.cmd
+                .data_sg()
+                .copy_pages(self.len, false, |i| self.pages.get(i));
         }
     }
 }
@@ -607,7 +636,10 @@ impl CmdTable {
         let mut slots = KVVec::new();
         slots.push(None, GFP_KERNEL)?;
         let bits = KVVec::from_elem(0, ids::ID_WORDS, GFP_KERNEL)?;
-        Ok(Self { slots, ids: ids::IdMap::new(bits).ok_or(EINVAL)? })
+        Ok(Self {
+            slots,
+            ids: ids::IdMap::new(bits).ok_or(EINVAL)?,
+        })
     }
 
     /// The lowest free id (as C's `xa_alloc`), with a slot ready for it; `None` if all ids
@@ -879,7 +911,12 @@ impl Ring {
     }
 
     /// Puts `cmd` at the end of the qfull queue, waiting until `deadline`.
-    fn push_waiting(self: &Arc<Self>, st: &mut RingState, mut cmd: PendingCmd<User>, deadline: Jiffies) {
+    fn push_waiting(
+        self: &Arc<Self>,
+        st: &mut RingState,
+        mut cmd: PendingCmd<User>,
+        deadline: Jiffies,
+    ) {
         cmd.set_tag(QUEUED_TAG | (st.qseq & (QUEUED_TAG - 1)));
         st.qseq = st.qseq.wrapping_add(1);
         // A failed push drops (and so fails) the command.
@@ -976,7 +1013,11 @@ impl Ring {
         }
         drop(st);
         if expired > 0 {
-            pr_warn_ratelimited!("{}: {} command(s) timed out on the ring\n", &*self.name, expired);
+            pr_warn_ratelimited!(
+                "{}: {} command(s) timed out on the ring\n",
+                &*self.name,
+                expired
+            );
         }
         // Not `arm`: a command queued since the lock was dropped may have armed it earlier.
         if let Some(d) = next {
@@ -1085,7 +1126,11 @@ impl Ring {
         writeln!(f, "data_in_not_deferred_idle {}", s.defer_idle)?;
         writeln!(f, "data_in_not_deferred_same_cpu {}", s.defer_same_cpu)?;
         writeln!(f, "data_out_handed_off {}", s.handoff)?;
-        writeln!(f, "handler_wakeups {}", self.wakeups.load(Ordering::Relaxed))?;
+        writeln!(
+            f,
+            "handler_wakeups {}",
+            self.wakeups.load(Ordering::Relaxed)
+        )?;
         writeln!(f, "cmds_inflight {}", st.cmds.len())?;
         writeln!(f, "ring_used_bytes {}", st.ring.used())?;
         writeln!(f, "ring_peak_bytes {}", s.ring_peak)?;
@@ -1095,7 +1140,11 @@ impl Ring {
         writeln!(f, "data_blocks_max {}", st.blocks.max_blocks())?;
         writeln!(f, "data_pages {}", st.npages)?;
         writeln!(f, "data_pages_reclaimed {}", s.reclaimed)?;
-        writeln!(f, "global_data_pages {}", GLOBAL_PAGES.load(Ordering::Relaxed))
+        writeln!(
+            f,
+            "global_data_pages {}",
+            GLOBAL_PAGES.load(Ordering::Relaxed)
+        )
     }
 
     /// Handles a task management function: aborted commands still waiting for space are
@@ -1162,9 +1211,16 @@ impl Ring {
         if let Some((off, len)) = place.pad {
             entry::write_pad(&mut sink, cmdr, off as usize, len as usize);
         }
-        entry::write_tmr(&mut sink, cmdr, place.offset as usize, tmr.tmr_type, &tmr.cmd_ids);
+        entry::write_tmr(
+            &mut sink,
+            cmdr,
+            place.offset as usize,
+            tmr.tmr_type,
+            &tmr.cmd_ids,
+        );
         fence(Ordering::Release);
-        self.area.write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, st.ring.head());
+        self.area
+            .write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, st.ring.head());
         Ok(())
     }
 
@@ -1247,7 +1303,11 @@ impl Ring {
     }
 
     /// Puts `cmd` on the ring (and arms the timer for its deadline).
-    fn try_ring(self: &Arc<Self>, st: &mut RingState, mut cmd: PendingCmd<User>) -> Result<(), NotQueued> {
+    fn try_ring(
+        self: &Arc<Self>,
+        st: &mut RingState,
+        mut cmd: PendingCmd<User>,
+    ) -> Result<(), NotQueued> {
         // As C's `queue_cmd_ring`: nothing goes on a ring the handler broke.
         if st.broken {
             return Err(NotQueued::Fail(cmd, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
@@ -1257,7 +1317,11 @@ impl Ring {
         }
         let dir = cmd.direction();
         let data_len = cmd.data_length();
-        let bidi_len = if dir == DataDir::Bidi { cmd.bidi_sg().len() as u32 } else { 0 };
+        let bidi_len = if dir == DataDir::Bidi {
+            cmd.bidi_sg().len() as u32
+        } else {
+            0
+        };
         let Some((n_first, n_bidi)) = self.blocks_needed(st, data_len, bidi_len) else {
             let len = u64::from(data_len) + u64::from(bidi_len);
             pr_warn_ratelimited!(
@@ -1277,7 +1341,9 @@ impl Ring {
         // `min`: equal by construction, and no panic path.
         let all: &[u32] = &dbis;
         let (first, bidi) = all.split_at((n_first as usize).min(all.len()));
-        if self.ensure_pages(st, first, data_len).is_err() || self.ensure_pages(st, bidi, bidi_len).is_err() {
+        if self.ensure_pages(st, first, data_len).is_err()
+            || self.ensure_pages(st, bidi, bidi_len).is_err()
+        {
             st.blocks.free(&dbis);
             return Err(NotQueued::NoSpace(cmd));
         }
@@ -1304,9 +1370,10 @@ impl Ring {
             st.blocks.free(&dbis);
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
-        let Ok(mut iovs) =
-            SmallVec::<Iovec, INLINE_IOVS>::filled(Iovec { base: 0, len: 0 }, iov_cnt + iov_bidi_cnt)
-        else {
+        let Ok(mut iovs) = SmallVec::<Iovec, INLINE_IOVS>::filled(
+            Iovec { base: 0, len: 0 },
+            iov_cnt + iov_bidi_cnt,
+        ) else {
             st.blocks.free(&dbis);
             return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
         };
@@ -1315,7 +1382,9 @@ impl Ring {
         let n_iovs = all_iovs.len();
         let (iov_first, iov_bidi) = all_iovs.split_at_mut(iov_cnt.min(n_iovs));
         let ok = blocks::fill_iovecs(first, data_len.into(), self.blk_size, data_off, iov_first)
-            .and_then(|_| blocks::fill_iovecs(bidi, bidi_len.into(), self.blk_size, data_off, iov_bidi));
+            .and_then(|_| {
+                blocks::fill_iovecs(bidi, bidi_len.into(), self.blk_size, data_off, iov_bidi)
+            });
         if ok.is_none() {
             st.blocks.free(&dbis);
             return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
@@ -1347,7 +1416,8 @@ impl Ring {
         );
         // Publish: the entry must be visible before the new head.
         fence(Ordering::Release);
-        self.area.write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, st.ring.head());
+        self.area
+            .write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, st.ring.head());
         let info = CmdInfo {
             dir: data_direction(dir),
             data_length: data_len,
@@ -1418,7 +1488,9 @@ impl Ring {
         // Checked arithmetic: no panic path even for a `ppb` of 0 (refused at configure time).
         sg.copy_pages(len, to_blocks, |i| {
             let dbi = *dbis.get(i.checked_div(ppb)?)? as usize;
-            pages.get(dbi.checked_mul(ppb)?.checked_add(i.checked_rem(ppb)?)?)?.as_ref()
+            pages
+                .get(dbi.checked_mul(ppb)?.checked_add(i.checked_rem(ppb)?)?)?
+                .as_ref()
         });
     }
 
@@ -1499,19 +1571,31 @@ impl Ring {
                 Err(_) => return Err("cmd_tail inside an entry"),
             };
             let off = cmdr + slot.offset as usize;
-            let found = self.area.read_u32(off + abi::HDR_LEN_OP_OFFSET).ok_or("entry")?;
+            let found = self
+                .area
+                .read_u32(off + abi::HDR_LEN_OP_OFFSET)
+                .ok_or("entry")?;
             let kind =
                 response::check_len_op(slot.len_op, found).map_err(|_| "entry header changed")?;
             if kind == SlotKind::Cmd {
                 let raw = RawCmdEntry {
                     len_op: found,
-                    cmd_id: self.area.read_u16(off + abi::HDR_CMD_ID_OFFSET).ok_or("entry")?,
-                    uflags: self.area.read_u8(off + abi::HDR_UFLAGS_OFFSET).ok_or("entry")?,
+                    cmd_id: self
+                        .area
+                        .read_u16(off + abi::HDR_CMD_ID_OFFSET)
+                        .ok_or("entry")?,
+                    uflags: self
+                        .area
+                        .read_u8(off + abi::HDR_UFLAGS_OFFSET)
+                        .ok_or("entry")?,
                     scsi_status: self
                         .area
                         .read_u8(off + abi::RSP_SCSI_STATUS_OFFSET)
                         .ok_or("entry")?,
-                    read_len: self.area.read_u32(off + abi::RSP_READ_LEN_OFFSET).ok_or("entry")?,
+                    read_len: self
+                        .area
+                        .read_u32(off + abi::RSP_READ_LEN_OFFSET)
+                        .ok_or("entry")?,
                 };
                 let hdr = response::decode_header(&raw, slot.len_op).map_err(|_| "bad entry")?;
                 let busy = cmds.len() >= DEFER_MIN_INFLIGHT;
@@ -1559,7 +1643,12 @@ impl Ring {
                     let Some(inf) = cmds.remove(hdr.cmd_id) else {
                         return Err("cmd table");
                     };
-                    let def = Deferred { done: Some(d), dbis: inf.dbis, pages: refs, len };
+                    let def = Deferred {
+                        done: Some(d),
+                        dbis: inf.dbis,
+                        pages: refs,
+                        len,
+                    };
                     match deferred.try_push(def) {
                         Ok(()) => stats.deferred += 1,
                         Err(mut def) => {
@@ -1587,14 +1676,21 @@ impl Ring {
     /// References to the pages holding the first `len` bytes of blocks `dbis` (the Data-In
     /// of a command about to be deferred); `None` if a page is missing or the vector cannot
     /// be allocated (the copy is then made at once).
-    fn page_refs(&self, pages: &KVVec<Option<Page>>, dbis: &[u32], len: usize) -> Option<KVec<PageRef>> {
+    fn page_refs(
+        &self,
+        pages: &KVVec<Option<Page>>,
+        dbis: &[u32],
+        len: usize,
+    ) -> Option<KVec<PageRef>> {
         let ppb = self.pages_per_blk as usize;
         let n = len.div_ceil(PAGE_SIZE);
         let mut v = KVec::with_capacity(n, GFP_NOIO).ok()?;
         for i in 0..n {
             // As `copy_sg`: page `i % ppb` of block `dbis[i / ppb]`.
             let dbi = *dbis.get(i.checked_div(ppb)?)? as usize;
-            let page = pages.get(dbi.checked_mul(ppb)?.checked_add(i.checked_rem(ppb)?)?)?.as_ref()?;
+            let page = pages
+                .get(dbi.checked_mul(ppb)?.checked_add(i.checked_rem(ppb)?)?)?
+                .as_ref()?;
             v.push(PageRef::new(page), GFP_NOIO).ok()?;
         }
         Some(v)
@@ -1604,7 +1700,11 @@ impl Ring {
     /// it reaps). Called when commands leave: at the end of a reap, and when the deferred
     /// copies free their blocks (the reclaim only frees pages above the last block in use).
     fn reclaim_if_idle(&self, st: &RingState) {
-        if st.cmds.len() == 0 && st.qfull.is_empty() && st.deferred.is_empty() && over_global_limit() {
+        if st.cmds.len() == 0
+            && st.qfull.is_empty()
+            && st.deferred.is_empty()
+            && over_global_limit()
+        {
             ArcWork::schedule(self.reclaimer.clone());
         }
     }
@@ -1659,7 +1759,14 @@ impl Ring {
         let s = match kind {
             CompletionKind::UnknownOp => {
                 pr_warn_ratelimited!("{}: handler set UNKNOWN_OP on a command\n", &*self.name);
-                return (Done { cmd, status: target::SAM_STAT_CHECK_CONDITION, len: None }, 0);
+                return (
+                    Done {
+                        cmd,
+                        status: target::SAM_STAT_CHECK_CONDITION,
+                        len: None,
+                    },
+                    0,
+                );
             }
             CompletionKind::Status(s) => s,
         };
@@ -1672,7 +1779,11 @@ impl Ring {
         }
         if s.check_condition {
             let mut sense = [0u8; SENSE_BUFFER_SIZE];
-            if self.area.read_bytes(off + abi::RSP_SENSE_BUFFER_OFFSET, &mut sense).is_some() {
+            if self
+                .area
+                .read_bytes(off + abi::RSP_SENSE_BUFFER_OFFSET, &mut sense)
+                .is_some()
+            {
                 // The kernel's sense parsers trust the lengths inside (see `sense.rs`).
                 let what = sense::sanitize(&mut sense);
                 if what != sense::Sanitized::Unchanged {
@@ -1697,7 +1808,14 @@ impl Ring {
                 self.copy_sg(pages, &cmd.data_sg(), first, copied, false);
             }
         }
-        (Done { cmd, status: s.scsi_status, len: s.read_len }, copied)
+        (
+            Done {
+                cmd,
+                status: s.scsi_status,
+                len: s.read_len,
+            },
+            copied,
+        )
     }
 
     /// Retries the waiting commands after space was freed or a handed-off write is due, unless
@@ -1844,9 +1962,8 @@ fn reconfig(dev: &Device<User>, r: netlink::Reconfig<'_>) -> Result {
         nl_reply_supported,
         reconfig: r,
     };
-    netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_RECONFIG_DEVICE, &ev).inspect_err(
-        |_| pr_warn_ratelimited!("{}: unable to reconfigure device\n", &*dev.name),
-    )
+    netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_RECONFIG_DEVICE, &ev)
+        .inspect_err(|_| pr_warn_ratelimited!("{}: unable to reconfigure device\n", &*dev.name))
 }
 
 /// What netlink events say to identify a device: its UIO name and minor.
@@ -1951,7 +2068,11 @@ impl Backend for User {
                 writeln!(f, "{}", if q <= 0 { q } else { q / 1000 })
             }
             A_TMR_NOTIFICATION => {
-                writeln!(f, "{}", u8::from(st.tmr_notification.load(Ordering::Relaxed)))
+                writeln!(
+                    f,
+                    "{}",
+                    u8::from(st.tmr_notification.load(Ordering::Relaxed))
+                )
             }
             A_EMULATE_WRITE_CACHE => writeln!(f, "{}", u8::from(dev.write_cache())),
             A_STATS => match dev.uio.lock().as_ref() {
@@ -1964,7 +2085,9 @@ impl Backend for User {
                     A_MAX_DATA_AREA_MB => writeln!(f, "{}", p.data_area_mb),
                     A_DATA_PAGES_PER_BLK => writeln!(f, "{}", p.data_pages_per_blk),
                     A_CMD_RING_SIZE_MB => writeln!(f, "{}", p.cmd_ring_size_mb()),
-                    A_DEV_CONFIG => f.write_bytes(p.dev_config()).and_then(|()| f.write_str("\n")),
+                    A_DEV_CONFIG => f
+                        .write_bytes(p.dev_config())
+                        .and_then(|()| f.write_str("\n")),
                     A_DEV_SIZE => writeln!(f, "{}", p.dev_size),
                     A_NL_REPLY_SUPPORTED => writeln!(f, "{}", p.nl_reply_supported),
                     _ => return Err(EINVAL),
@@ -1986,7 +2109,8 @@ impl Backend for User {
                     return Err(EINVAL);
                 }
                 let v = kstrto::kstrtou32(data).map_err(kerr)?;
-                st.cmd_time_out_ms.store(u64::from(v) * 1000, Ordering::Relaxed);
+                st.cmd_time_out_ms
+                    .store(u64::from(v) * 1000, Ordering::Relaxed);
             }
             A_QFULL_TIME_OUT => {
                 let v = kstrto::kstrtos32(data).map_err(kerr)?;
@@ -2124,7 +2248,12 @@ impl Backend for User {
         if uio.is_some() {
             return Err(EEXIST);
         }
-        let ring = Ring::new(&dev.name, &p, dev.settings.clone(), global.reclaimer.clone())?;
+        let ring = Ring::new(
+            &dev.name,
+            &p,
+            dev.settings.clone(),
+            global.reclaimer.clone(),
+        )?;
         let name = uio_name(dev, p.dev_config())?;
         let reg = KBox::pin_init(
             uio::Registration::new(
@@ -2139,8 +2268,16 @@ impl Backend for User {
         )?;
         let hw = dev.hw_limits();
         dev.set_hw_limits(HwLimits {
-            block_size: if hw.block_size == 0 { DEF_HW_BLOCK_SIZE } else { hw.block_size },
-            max_sectors: if hw.max_sectors == 0 { DEF_HW_MAX_SECTORS } else { hw.max_sectors },
+            block_size: if hw.block_size == 0 {
+                DEF_HW_BLOCK_SIZE
+            } else {
+                hw.block_size
+            },
+            max_sectors: if hw.max_sectors == 0 {
+                DEF_HW_MAX_SECTORS
+            } else {
+                hw.max_sectors
+            },
             queue_depth: DEF_HW_QUEUE_DEPTH,
         });
         let (uio_name, minor) = event_id(&reg)?;
@@ -2182,7 +2319,8 @@ impl Backend for User {
                 reconfig: netlink::Reconfig::None,
             };
             // As in C, the handler's answer does not stop the removal.
-            let _ = netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_REMOVED_DEVICE, &ev);
+            let _ =
+                netlink::Nl::send_event(&dev.backend_data().nl, abi::TCMU_CMD_REMOVED_DEVICE, &ev);
         }
         let reg = dev.uio.lock().take();
         if let Some(reg) = reg {
@@ -2245,7 +2383,9 @@ impl Backend for User {
         // operations (here and in `unplug`) makes sure one of the two sides notifies.
         if reg.data().queue(cmd, || reg.has_waiters())? {
             dev.notify_pending.store(true, Ordering::SeqCst);
-            if !dev.plugged.load(Ordering::SeqCst) && dev.notify_pending.swap(false, Ordering::SeqCst) {
+            if !dev.plugged.load(Ordering::SeqCst)
+                && dev.notify_pending.swap(false, Ordering::SeqCst)
+            {
                 wake_handler(reg);
             }
         }
@@ -2284,7 +2424,11 @@ impl kernel::Module for TcmuRs {
         RECLAIMER.publish(module, reclaimer.clone());
         let backend = target::Registration::<User>::new(
             module,
-            Global { root, nl, reclaimer: reclaimer.clone() },
+            Global {
+                root,
+                nl,
+                reclaimer: reclaimer.clone(),
+            },
         );
         let backend = match backend {
             Ok(b) => b,
@@ -2294,7 +2438,11 @@ impl kernel::Module for TcmuRs {
             }
         };
         pr_info!("TCMU in Rust loaded (ABI {})\n", abi::TCMU_VERSION);
-        Ok(TcmuRs { _backend: backend, reclaimer, module })
+        Ok(TcmuRs {
+            _backend: backend,
+            reclaimer,
+            module,
+        })
     }
 }
 
@@ -2339,7 +2487,11 @@ fn kunit_alloc_id_lowest_free() {
             kept: false,
             dbis: SmallVec::filled(0, 0).ok()?,
             n_first: 0,
-            info: CmdInfo { dir: DataDirection::None, data_length: 0, bidi_length: 0 },
+            info: CmdInfo {
+                dir: DataDirection::None,
+                data_length: 0,
+                bidi_length: 0,
+            },
         })
     };
     for want in 1..=3u16 {
@@ -2371,13 +2523,28 @@ fn kunit_tmr_type_as_c() {
     use kernel::bindings as b;
     let cases = [
         (b::tcm_tmreq_table_TMR_ABORT_TASK, abi::TCMU_TMR_ABORT_TASK),
-        (b::tcm_tmreq_table_TMR_ABORT_TASK_SET, abi::TCMU_TMR_ABORT_TASK_SET),
+        (
+            b::tcm_tmreq_table_TMR_ABORT_TASK_SET,
+            abi::TCMU_TMR_ABORT_TASK_SET,
+        ),
         (b::tcm_tmreq_table_TMR_CLEAR_ACA, abi::TCMU_TMR_CLEAR_ACA),
-        (b::tcm_tmreq_table_TMR_CLEAR_TASK_SET, abi::TCMU_TMR_CLEAR_TASK_SET),
+        (
+            b::tcm_tmreq_table_TMR_CLEAR_TASK_SET,
+            abi::TCMU_TMR_CLEAR_TASK_SET,
+        ),
         (b::tcm_tmreq_table_TMR_LUN_RESET, abi::TCMU_TMR_LUN_RESET),
-        (b::tcm_tmreq_table_TMR_TARGET_WARM_RESET, abi::TCMU_TMR_TARGET_WARM_RESET),
-        (b::tcm_tmreq_table_TMR_TARGET_COLD_RESET, abi::TCMU_TMR_TARGET_COLD_RESET),
-        (b::tcm_tmreq_table_TMR_LUN_RESET_PRO, abi::TCMU_TMR_LUN_RESET_PRO),
+        (
+            b::tcm_tmreq_table_TMR_TARGET_WARM_RESET,
+            abi::TCMU_TMR_TARGET_WARM_RESET,
+        ),
+        (
+            b::tcm_tmreq_table_TMR_TARGET_COLD_RESET,
+            abi::TCMU_TMR_TARGET_COLD_RESET,
+        ),
+        (
+            b::tcm_tmreq_table_TMR_LUN_RESET_PRO,
+            abi::TCMU_TMR_LUN_RESET_PRO,
+        ),
         (b::tcm_tmreq_table_TMR_UNKNOWN, abi::TCMU_TMR_UNKNOWN),
     ];
     for (raw, want) in cases {
