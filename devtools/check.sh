@@ -35,6 +35,7 @@ build_tools() {
 # long run; FUZZ_MUTATIONS overrides both.
 # The long mode also shortens the fuzzer's tick (FUZZ_TICK ms between rounds of ring-level
 # mutations; 5 by default) to 1 ms, so a million mutations take about an hour, not four.
+# DIFF_SEEDS: the seeds of the differential scenarios (devtools/guest/diff.sh), "A-B".
 if [ "${QUICK:-0}" = 1 ]; then
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-2000}
 	CYCLES=${CYCLES:-3}
@@ -42,10 +43,15 @@ elif [ "${LONG:-0}" = 1 ]; then
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-1000000}
 	FUZZ_TICK=${FUZZ_TICK:-1}
 	CYCLES=${CYCLES:-1000}
+	DIFF_SEEDS=${DIFF_SEEDS:-1-1000}
 else
 	FUZZ_MUTATIONS=${FUZZ_MUTATIONS:-20000}
 	CYCLES=${CYCLES:-20}
 fi
+DIFF_SEEDS=${DIFF_SEEDS:-1-12}
+[[ $DIFF_SEEDS =~ ^[0-9]+-[0-9]+$ ]] || die "DIFF_SEEDS must be A-B"
+# About 6 s a seed on base (both modules).
+diff_secs() { local a=${DIFF_SEEDS%-*} b=${DIFF_SEEDS#*-}; echo $(((b - a + 1) * 6)); }
 FUZZ_TICK=${FUZZ_TICK:-5}
 [[ $FUZZ_MUTATIONS =~ ^[0-9]+$ ]] || die "FUZZ_MUTATIONS must be a number"
 [[ $FUZZ_TICK =~ ^[0-9]+$ ]] || die "FUZZ_TICK must be a number"
@@ -103,6 +109,8 @@ build_selftests() {
 		-o "$out/tcmu_fail" "$SRC/tools/testing/selftests/tcmu/tcmu_fail.c" -lpthread
 	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
 		-o "$out/tcmu_netlink" "$SRC/tools/testing/selftests/tcmu/tcmu_netlink.c" -lpthread
+	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
+		-o "$out/tcmu_diff" "$SRC/tools/testing/selftests/tcmu/tcmu_diff.c" -lpthread
 }
 
 # The module has no path to a Rust panic (bounds, division, split, unwrap, overflow): each
@@ -125,6 +133,27 @@ no_panic_paths() {
 	fi
 }
 
+# The kernel's Rust style (`make rustfmtcheck`: rustfmt with the tree's .rustfmt.toml, edition
+# 2021, Unix newlines) on the module and our rust/kernel files.
+rustfmt_gate() {
+	local out=$RES/rustfmt.log
+	if ! command -v rustfmt >/dev/null; then
+		log "rustfmt: not installed"
+		echo "rustfmt 0 1" >>"$RES/results"
+		return
+	fi
+	# rustfmt follows the module's `mod` items into their files.
+	if rustfmt --edition 2021 --config newline_style=Unix --check \
+		"$TOP/drivers/target/tcmu_rs/tcmu_rs.rs" "$TOP"/rust/kernel/*.rs >"$out" 2>&1; then
+		log "rustfmt: the module and our rust/kernel files are formatted"
+		echo "rustfmt 1 0" >>"$RES/results"
+	else
+		grep -E '^Diff in|^error' "$out" | sed "s|$TOP/||" | sort -u >&2
+		log "rustfmt: not in the kernel's style (rustfmt --edition 2021 on the files above)"
+		echo "rustfmt 0 1" >>"$RES/results"
+	fi
+}
+
 guest_tests() {
 	local t0=$SECONDS
 	log "kernel: build ($FLAVOUR)"
@@ -142,11 +171,12 @@ guest_tests() {
 		--file "$BUILD/kselftest/tcmu/tcmu_ring:/tcmu/selftests/tcmu_ring" \
 		--file "$BUILD/kselftest/tcmu/tcmu_fail:/tcmu/selftests/tcmu_fail" \
 		--file "$BUILD/kselftest/tcmu/tcmu_netlink:/tcmu/selftests/tcmu_netlink" \
+		--file "$BUILD/kselftest/tcmu/tcmu_diff:/tcmu/selftests/tcmu_diff" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \
-		--timeout $(((1500 + $(fuzz_secs) + CYCLES * 2 * 5) * slowdown)) \
-		-- "FUZZ_MUTATIONS=$FUZZ_MUTATIONS FUZZ_TIME=$(($(fuzz_secs) * slowdown)) FUZZ_TICK=$FUZZ_TICK CYCLES=$CYCLES QUICK=${QUICK:-0} LAYERS='$LAYERS' sh /tcmu/check.sh" || rc=$?
+		--timeout $(((1500 + $(fuzz_secs) + $(diff_secs) + CYCLES * 2 * 5) * slowdown)) \
+		-- "DIFF_SEEDS=$DIFF_SEEDS FUZZ_MUTATIONS=$FUZZ_MUTATIONS FUZZ_TIME=$(($(fuzz_secs) * slowdown)) FUZZ_TICK=$FUZZ_TICK CYCLES=$CYCLES QUICK=${QUICK:-0} LAYERS='$LAYERS' sh /tcmu/check.sh" || rc=$?
 	if [ -s "$RES/out/results" ]; then cat "$RES/out/results" >>"$RES/results"; fi
 	account_layers
 	# A guest that crashed, hung or logged a kernel warning fails the run.
@@ -208,9 +238,9 @@ summary() {
 
 : >"$RES/results"
 case "${1:-all}" in
-host) host_tests ;;
+host) host_tests; rustfmt_gate ;;
 guest) guest_tests ;;
-all) host_tests; guest_tests ;;
+all) host_tests; rustfmt_gate; guest_tests ;;
 *) die "usage: check.sh all|host|guest" ;;
 esac
 summary
