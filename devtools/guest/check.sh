@@ -209,6 +209,10 @@ if full; then
 	layer attr-diff bash /tcmu/attr-diff.sh
 	grep "^attr-diff: [0-9]" /tmp/attr-diff.log
 	rmmod tcm_loop tcmu_rs target_core_user 2>/dev/null
+	# Differential scenarios: the same seeded scenario on both modules, transcripts compared.
+	layer diff env DIFF_SEEDS="${DIFF_SEEDS:-1-12}" bash /tcmu/diff.sh
+	grep -E "^(diff: |  allowed: |seed .*DIFFERENT)" /tmp/diff.log
+	rmmod tcm_loop tcmu_rs target_core_user 2>/dev/null
 	for m in $MODS; do
 		layer targetcli-e2e-$m env TCMU_MODULE=$m bash /tcmu/targetcli-e2e.sh
 		unload "$m" targetcli-e2e-$m

@@ -846,7 +846,7 @@ static int job_done(struct job *j)
 	return __atomic_load_n(&j->done, __ATOMIC_ACQUIRE);
 }
 
-static int job_ok(struct job *j)
+static TDEV_UNUSED int job_ok(struct job *j)
 {
 	return j->rc == 0 && j->h.status == SAM_STAT_GOOD && j->h.host_status == 0;
 }
