@@ -9,8 +9,8 @@
  * the seed it draws steps: batches of commands held on the ring and completed in a seeded
  * order with seeded outcomes (data, short reads, sense in fixed and descriptor format,
  * UNKNOWN_OP), attribute writes (valid and invalid), LUN RESETs with commands held (with and
- * without TMR notification), reset_ring of either level with commands on the ring, and
- * command timeouts. The transcript records what the handler sees on the ring (opcode,
+ * without TMR notification), reset_ring of either level with commands on the ring,
+ * block_dev with commands waiting for room, and command timeouts. The transcript records what the handler sees on the ring (opcode,
  * iovecs, Data-Out checksum, TMR entries) and what the initiator gets (status, sense,
  * residual, Data-In checksum, errno of attribute writes and what they read back), in the
  * order the scenario defines: nothing that depends on timing or on command ids.
@@ -380,6 +380,56 @@ static void step_reset_ring(tdev_t *self)
 	step_end(self, d, n);
 }
 
+#define BLOCK_FILL	16	/* READs of 64 KiB that fill the 1 MiB data area */
+#define BLOCK_WAIT	2	/* READs that then wait for room */
+
+/*
+ * block_dev while commands wait for data area room: the waiting ones are failed with BUSY
+ * (the midlayer retries them until the device is unblocked and serves them), then the
+ * held ones complete and the device is unblocked.
+ */
+static void step_block_dev(tdev_t *self)
+{
+	struct ring *r = &self->r;
+	struct dcmd d[BLOCK_FILL + BLOCK_WAIT];
+	int n = BLOCK_FILL + BLOCK_WAIT, ret;
+	uint8_t cdb[10];
+
+	fprintf(tr, "block-dev %d+%d\n", BLOCK_FILL, BLOCK_WAIT);
+	pthread_mutex_lock(&r->lock);
+	r->hold = 1;
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < n; i++) {
+		memset(&d[i], 0, sizeof(d[i]));
+		d[i].op = 0x28;
+		d[i].blocks = 128;
+		d[i].len = 65536;
+		d[i].key = next_lba;
+		next_lba += 128;
+		cdb_rw10(cdb, 0x28, d[i].key, 128);
+		d[i].j = job_new(self, cdb, 10, SG_DXFER_FROM_DEV, d[i].len);
+		d[i].j->timeout_ms = 20000;
+		job_start(d[i].j);
+		if (i == BLOCK_FILL - 1 && wait_held(r, BLOCK_FILL, 10000) != BLOCK_FILL)
+			fprintf(tr, "  the data area did not fill\n");
+	}
+	sleep_ms(300);
+	pthread_mutex_lock(&r->lock);
+	fprintf(tr, "  held %d\n", r->nheld);
+	pthread_mutex_unlock(&r->lock);
+	ret = write_file(DEV "/action/block_dev", "1");
+	fprintf(tr, "  block_dev 1: %s\n", ret ? strerror(-ret) : "ok");
+	sleep_ms(300);
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < BLOCK_FILL; i++)
+		complete_drawn(r, &d[i]);
+	r->hold = 0;
+	pthread_mutex_unlock(&r->lock);
+	ret = write_file(DEV "/action/block_dev", "0");
+	fprintf(tr, "  block_dev 0: %s\n", ret ? strerror(-ret) : "ok");
+	step_end(self, d, n);
+}
+
 /* A command the handler holds past cmd_time_out, then completes late. */
 static void step_timeout(tdev_t *self)
 {
@@ -405,20 +455,23 @@ TEST_F_TIMEOUT(diff, scenario, 300)
 	rng = s * 0x9e3779b97f4a7c15ull + 1;
 	tr = out ? fopen(out, "w") : stdout;
 	ASSERT_NE(NULL, tr);
-	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	/* A data area of 1 MiB: block-dev fills it. */
+	dev_start(_metadata, self, 512, DEF_SIZE, "cmd_ring_size_mb=1,max_data_area_mb=1");
 	fprintf(tr, "seed %llu\n", (unsigned long long)s);
 	for (int i = 0; i < STEPS; i++) {
 		uint32_t k = rnd(20);
 
 		fprintf(tr, "step %d: ", i);
-		if (k < 10)
+		if (k < 9)
 			step_batch(self);
-		else if (k < 14)
+		else if (k < 13)
 			step_attr(self);
-		else if (k < 17)
+		else if (k < 16)
 			step_lun_reset(self);
-		else if (k < 19)
+		else if (k < 18)
 			step_reset_ring(self);
+		else if (k < 19)
+			step_block_dev(self);
 		else
 			step_timeout(self);
 		fflush(tr);
