@@ -10,10 +10,11 @@
  * order with seeded outcomes (data, short reads, sense in fixed and descriptor format,
  * UNKNOWN_OP), attribute writes (valid and invalid), LUN RESETs with commands held (with and
  * without TMR notification), reset_ring of either level with commands on the ring,
- * block_dev with commands waiting for room, and command timeouts. The transcript records what the handler sees on the ring (opcode,
- * iovecs, Data-Out checksum, TMR entries) and what the initiator gets (status, sense,
- * residual, Data-In checksum, errno of attribute writes and what they read back), in the
- * order the scenario defines: nothing that depends on timing or on command ids.
+ * block_dev with commands waiting for room, and command timeouts. The transcript records
+ * what the handler sees on the ring (opcode, iovecs, Data-Out checksum, TMR entries) and
+ * what the initiator gets (status, sense, residual, Data-In checksum, errno of attribute
+ * writes and what they read back), in the order the scenario defines: nothing that depends
+ * on timing or on command ids.
  *
  * DIFF_SEED selects the seed (default 1); DIFF_OUT the transcript file (default stdout).
  */
@@ -103,7 +104,7 @@ static void dcmd_new(tdev_t *self, struct dcmd *d)
 	d->out = rnd(O_N);
 	if (d->out == O_SHORT && d->op == 0x2a)
 		d->out = O_GOOD;
-	d->sense = rnd(sizeof(sense_tab) / sizeof(sense_tab[0]));
+	d->sense = rnd(ARRAY_SIZE(sense_tab));
 }
 
 static uint32_t cmd_key(const struct cmd *c)
@@ -132,7 +133,8 @@ static void log_ring(struct ring *r, struct dcmd *d)
 	}
 	fprintf(tr, "  ring %u: op %02x iov %u/%u/%u len %llu", d->key, c->cdb[0], c->iov_cnt,
 		c->iov_bidi_cnt, c->iov_dif_cnt, (unsigned long long)c->data_len);
-	if (d->op == 0x2a && (buf = malloc(d->len))) {
+	buf = d->op == 0x2a ? malloc(d->len) : NULL;
+	if (buf) {
 		data_read(r, c, 0, buf, d->len);
 		fprintf(tr, " data %08x", fnv(buf, d->len));
 		free(buf);
@@ -218,9 +220,11 @@ static int batch_start(tdev_t *self, struct dcmd *d, int n)
 		dcmd_new(self, &d[i]);
 		fprintf(tr, "  cmd %u: op %02x blocks %u -> %s", d[i].key, d[i].op, d[i].blocks,
 			outcome_name[d[i].out]);
-		if (d[i].out == O_CHECK || d[i].out == O_CHECK_DESC)
-			fprintf(tr, " %x/%02x/%02x", sense_tab[d[i].sense][0], sense_tab[d[i].sense][1],
-				sense_tab[d[i].sense][2]);
+		if (d[i].out == O_CHECK || d[i].out == O_CHECK_DESC) {
+			const uint8_t *st = sense_tab[d[i].sense];
+
+			fprintf(tr, " %x/%02x/%02x", st[0], st[1], st[2]);
+		}
 		fputc('\n', tr);
 		job_start(d[i].j);
 	}
