@@ -12,11 +12,6 @@ void rust_helper_genlmsg_end(struct sk_buff *skb, void *hdr)
 	genlmsg_end(skb, hdr);
 }
 
-void rust_helper_genlmsg_cancel(struct sk_buff *skb, void *hdr)
-{
-	genlmsg_cancel(skb, hdr);
-}
-
 void rust_helper_nlmsg_free(struct sk_buff *skb)
 {
 	nlmsg_free(skb);
@@ -32,11 +27,6 @@ int rust_helper_nla_put_u32(struct sk_buff *skb, int attrtype, u32 value)
 	return nla_put_u32(skb, attrtype, value);
 }
 
-int rust_helper_nla_put_s32(struct sk_buff *skb, int attrtype, s32 value)
-{
-	return nla_put_s32(skb, attrtype, value);
-}
-
 int rust_helper_nla_put_u64_64bit(struct sk_buff *skb, int attrtype, u64 value,
 				  int padattr)
 {
@@ -47,11 +37,6 @@ int rust_helper_nla_put_string(struct sk_buff *skb, int attrtype,
 			       const char *str)
 {
 	return nla_put_string(skb, attrtype, str);
-}
-
-int rust_helper_nla_put_flag(struct sk_buff *skb, int attrtype)
-{
-	return nla_put_flag(skb, attrtype);
 }
 
 u8 rust_helper_nla_get_u8(const struct nlattr *nla)
@@ -67,19 +52,4 @@ u32 rust_helper_nla_get_u32(const struct nlattr *nla)
 s32 rust_helper_nla_get_s32(const struct nlattr *nla)
 {
 	return nla_get_s32(nla);
-}
-
-u64 rust_helper_nla_get_u64(const struct nlattr *nla)
-{
-	return nla_get_u64(nla);
-}
-
-void *rust_helper_nla_data(const struct nlattr *nla)
-{
-	return nla_data(nla);
-}
-
-int rust_helper_nla_len(const struct nlattr *nla)
-{
-	return nla_len(nla);
 }

@@ -14,13 +14,3 @@ bool rust_helper_target_dev_configured(struct se_device *se_dev)
 {
 	return target_dev_configured(se_dev);
 }
-
-void rust_helper_init_completion(struct completion *x)
-{
-	init_completion(x);
-}
-
-void rust_helper_reinit_completion(struct completion *x)
-{
-	reinit_completion(x);
-}

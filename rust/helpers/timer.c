@@ -9,11 +9,6 @@ void rust_helper_timer_setup(struct timer_list *timer,
 	timer_setup(timer, func, flags);
 }
 
-bool rust_helper_timer_pending(const struct timer_list *timer)
-{
-	return timer_pending(timer);
-}
-
 int rust_helper_raw_smp_processor_id(void)
 {
 	return raw_smp_processor_id();
