@@ -1203,10 +1203,18 @@ static void dev_export(struct __test_metadata *_metadata, tdev_t *self)
 			closedir(d);
 	}
 	ASSERT_NE(0, self->sd[0]) TH_LOG("no sd disk on %s", sgname);
-	/* (A handler other than the thread waits for the probe to end itself.) */
-	if (self->r.th_running)
-		ASSERT_EQ(0, wait_quiet(&self->r, 300, 10000))
+	/*
+	 * (A handler other than the thread waits for the probe to end itself.) The probe's
+	 * commands come in bursts; TCMU_QUIET_MS (default 300) is the gap that ends it, longer
+	 * on slow kernels, where a late probe command would land in the middle of a test.
+	 */
+	if (self->r.th_running) {
+		const char *q = getenv("TCMU_QUIET_MS");
+		unsigned int quiet = q ? strtoul(q, NULL, 10) : 300;
+
+		ASSERT_EQ(0, wait_quiet(&self->r, quiet, 10000 + quiet))
 			TH_LOG("ring never went quiet after the probe");
+	}
 	TH_LOG("%s: %s %s, %s, map %zu bytes, ring %u bytes, %u probe commands, setup %llu ms",
 	       module_name(), self->r.uio, self->sg, self->sd, self->r.map_size,
 	       self->r.cmdr_size, self->r.ncmds, (unsigned long long)(now_ms() - self->t0));
