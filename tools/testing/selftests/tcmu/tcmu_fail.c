@@ -36,7 +36,6 @@ static int is_c_module(void)
 	return !access("/sys/module/target_core_user", F_OK);
 }
 
-
 /* Escapes newlines for the log. */
 static const char *vis(const char *s, char *buf, size_t len)
 {
@@ -78,7 +77,6 @@ static void set_tail(struct ring *r, uint32_t t)
 	__atomic_store_n(&r->mb->cmd_tail, t, __ATOMIC_RELEASE);
 }
 
-
 /* Sense key, ASC, ASCQ of a job's sense data (fixed or descriptor format). */
 static void sense_kaq(struct job *j, int *k, int *a, int *q)
 {
@@ -98,9 +96,11 @@ static void sense_kaq(struct job *j, int *k, int *a, int *q)
 	}
 }
 
-/* CHECK CONDITION, NOT READY, LOGICAL UNIT COMMUNICATION FAILURE: how the target core
+/*
+ * CHECK CONDITION, NOT READY, LOGICAL UNIT COMMUNICATION FAILURE: how the target core
  * reports target_complete_cmd(CHECK CONDITION) without sense, and TCM_LOGICAL_UNIT_
- * COMMUNICATION_FAILURE. */
+ * COMMUNICATION_FAILURE.
+ */
 static int is_lu_comm_failure(struct job *j)
 {
 	int k, a, q;
@@ -115,7 +115,8 @@ static const char *job_str(struct job *j, char *buf, size_t len)
 	int k, a, q;
 
 	sense_kaq(j, &k, &a, &q);
-	snprintf(buf, len, "rc %d%s%s status %#x host %#x driver %#x resid %d sense %d/%#x/%#x (%u bytes) after %llu ms",
+	snprintf(buf, len,
+		 "rc %d%s%s status %#x host %#x driver %#x resid %d sense %d/%#x/%#x (%u bytes) after %llu ms",
 		 j->rc, j->rc ? " " : "", j->rc ? strerror(j->err) : "", j->h.status,
 		 j->h.host_status, j->h.driver_status, j->h.resid, k, a, q, j->h.sb_len_wr,
 		 (unsigned long long)(j->t_done - j->t_start));
@@ -158,7 +159,8 @@ static long first_failure(tdev_t *self, struct job *j, unsigned int ms)
 		if (now > from)
 			return now_ms() - t0;
 		if (job_done(j))
-			return j->rc == 0 && j->h.status != SAM_STAT_GOOD ? (long)(now_ms() - t0) : -1;
+			return j->rc == 0 && j->h.status != SAM_STAT_GOOD ?
+			       (long)(now_ms() - t0) : -1;
 		sleep_ms(2);
 	}
 	return -1;
@@ -254,7 +256,8 @@ static void read_ok(struct __test_metadata *_metadata, tdev_t *self, uint32_t lb
 	job_run(j);
 	EXPECT_TRUE(job_ok(j)) MSG("%s: READ: %s", what, job_str(j, d, sizeof(d)));
 	pat_fill(want, lba, 512, sizeof(want));
-	EXPECT_EQ(0, memcmp(want, j->buf, sizeof(want))) MSG("%s: READ returned the wrong data", what);
+	EXPECT_EQ(0, memcmp(want, j->buf, sizeof(want)))
+		MSG("%s: READ returned the wrong data", what);
 }
 
 /*
@@ -285,7 +288,8 @@ static void roundtrip(struct __test_metadata *_metadata, tdev_t *self, uint32_t 
 	pthread_mutex_unlock(&r->lock);
 	ASSERT_TRUE(job_wait(w, 5000)) MSG("%s: WRITE not completed", what);
 	EXPECT_TRUE(job_ok(w)) MSG("%s: WRITE: %s", what, job_str(w, d, sizeof(d)));
-	EXPECT_EQ(0, memcmp(save, w->buf, sizeof(save))) MSG("%s: the ring has other data than the WRITE's", what);
+	EXPECT_EQ(0, memcmp(save, w->buf, sizeof(save)))
+		MSG("%s: the ring has other data than the WRITE's", what);
 
 	cdb_rw10(cdb, 0x28, lba, 8);
 	rd = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 10000);
@@ -297,7 +301,8 @@ static void roundtrip(struct __test_metadata *_metadata, tdev_t *self, uint32_t 
 	pthread_mutex_unlock(&r->lock);
 	ASSERT_TRUE(job_wait(rd, 5000)) MSG("%s: READ not completed", what);
 	EXPECT_TRUE(job_ok(rd)) MSG("%s: READ: %s", what, job_str(rd, d, sizeof(d)));
-	EXPECT_EQ(0, memcmp(rd->buf, w->buf, 4096)) MSG("%s: the READ did not return the WRITE's data", what);
+	EXPECT_EQ(0, memcmp(rd->buf, w->buf, 4096))
+		MSG("%s: the READ did not return the WRITE's data", what);
 	r->hold = hold;
 }
 
@@ -322,15 +327,18 @@ TEST_F(fail, never_attaches)
 	cdb_rw10(cdb, 0x28, 100, 8);
 	j = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 30000);
 	job_start(j);
-	ASSERT_TRUE(job_wait(j, 15000)) MSG("READ without a handler still pending after 15 s (cmd_time_out 2)");
+	ASSERT_TRUE(job_wait(j, 15000))
+		MSG("READ without a handler still pending after 15 s (cmd_time_out 2)");
 	ms = j->t_done - j->t_start;
 	TH_LOG("%s: READ without a handler: %s", module_name(), job_str(j, d, sizeof(d)));
 	EXPECT_EQ(0, j->rc) MSG("SG_IO failed: %s", strerror(j->err));
 	EXPECT_EQ(SAM_STAT_CHECK_CONDITION, j->h.status) MSG("READ without a handler: %s", d);
 	/* C: target_complete_cmd(CHECK CONDITION) -> NOT READY, LU COMMUNICATION FAILURE. */
 	EXPECT_TRUE(is_lu_comm_failure(j)) MSG("READ without a handler: %s", d);
-	EXPECT_LE(1500, ms) MSG("failed before cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
-	EXPECT_GE(10000, ms) MSG("failed long after cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
+	EXPECT_LE(1500, ms)
+		MSG("failed before cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
+	EXPECT_GE(10000, ms)
+		MSG("failed long after cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
 }
 
 /*
@@ -363,8 +371,10 @@ TEST_F_TIMEOUT(fail, handler_hangs, 60)
 	ms = a->t_done - a->t_start;
 	TH_LOG("%s: READ the handler never completes: %s", module_name(), job_str(a, d, sizeof(d)));
 	EXPECT_TRUE(is_lu_comm_failure(a)) MSG("timed-out READ: %s", d);
-	EXPECT_LE(1500, ms) MSG("failed before cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
-	EXPECT_GE(10000, ms) MSG("failed long after cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
+	EXPECT_LE(1500, ms)
+		MSG("failed before cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
+	EXPECT_GE(10000, ms)
+		MSG("failed long after cmd_time_out (2 s): %llu ms", (unsigned long long)ms);
 	/* Its entry stays: only the handler moves cmd_tail. */
 	EXPECT_EQ(a_off, ring_tail(r)) MSG("cmd_tail moved without the handler");
 
@@ -384,7 +394,8 @@ TEST_F_TIMEOUT(fail, handler_hangs, 60)
 	ASSERT_TRUE(job_wait(b, 5000));
 	EXPECT_TRUE(job_ok(b)) MSG("READ next to a timed-out entry: %s", job_str(b, d, sizeof(d)));
 	pat_fill(want, 200, 512, sizeof(want));
-	EXPECT_EQ(0, memcmp(want, b->buf, sizeof(want))) MSG("READ next to a timed-out entry: wrong data");
+	EXPECT_EQ(0, memcmp(want, b->buf, sizeof(want)))
+		MSG("READ next to a timed-out entry: wrong data");
 
 	/* The late completion of the timed-out READ: ignored, and it completes nothing else. */
 	pthread_mutex_lock(&r->lock);
@@ -393,7 +404,8 @@ TEST_F_TIMEOUT(fail, handler_hangs, 60)
 	EXPECT_EQ(0, complete_good(r, ca));
 	pthread_mutex_unlock(&r->lock);
 	sleep_ms(300);
-	EXPECT_FALSE(job_done(e)) MSG("the late completion of a timed-out command completed another one");
+	EXPECT_FALSE(job_done(e))
+		MSG("the late completion of a timed-out command completed another one");
 	EXPECT_TRUE(is_lu_comm_failure(a));
 
 	pthread_mutex_lock(&r->lock);
@@ -405,7 +417,8 @@ TEST_F_TIMEOUT(fail, handler_hangs, 60)
 	ASSERT_TRUE(job_wait(e, 5000));
 	EXPECT_TRUE(job_ok(e)) MSG("READ after the late completion: %s", job_str(e, d, sizeof(d)));
 	pat_fill(want, 300, 512, sizeof(want));
-	EXPECT_EQ(0, memcmp(want, e->buf, sizeof(want))) MSG("READ after the late completion: wrong data");
+	EXPECT_EQ(0, memcmp(want, e->buf, sizeof(want)))
+		MSG("READ after the late completion: wrong data");
 
 	/* Nothing broke. */
 	r->hold = 0;
@@ -413,11 +426,11 @@ TEST_F_TIMEOUT(fail, handler_hangs, 60)
 	roundtrip(_metadata, self, 400, "after the late completion");
 }
 
-/* What a forked handler tells the test. */
+/* What a forked handler tells the test (READ_ONCE()/WRITE_ONCE() or atomics only). */
 struct shared {
-	volatile int attached, err, nheld, nerr;
-	volatile unsigned int ncmds;
-	volatile uint64_t last_ms;
+	int attached, err, nheld, nerr;
+	unsigned int ncmds;
+	uint64_t last_ms;
 };
 
 /* A handler process: serves the probe, holds the tests' commands, never completes them. */
@@ -430,7 +443,7 @@ static void handler_child(tdev_t *self, struct shared *sh)
 	r->hold = 1;
 	ret = ring_map(r);
 	if (ret) {
-		sh->err = -ret;
+		WRITE_ONCE(sh->err, -ret);
 		_exit(1);
 	}
 	__atomic_store_n(&sh->attached, 1, __ATOMIC_RELEASE);
@@ -443,10 +456,10 @@ static void handler_child(tdev_t *self, struct shared *sh)
 				sleep_ms(5);
 		}
 		ring_process(r);
-		sh->ncmds = r->ncmds;
-		sh->nheld = r->nheld;
-		sh->nerr = r->nerr;
-		sh->last_ms = r->last_ms;
+		WRITE_ONCE(sh->ncmds, r->ncmds);
+		WRITE_ONCE(sh->nheld, r->nheld);
+		WRITE_ONCE(sh->nerr, r->nerr);
+		WRITE_ONCE(sh->last_ms, r->last_ms);
 	}
 }
 
@@ -469,7 +482,7 @@ TEST_F_TIMEOUT(fail, handler_dies_then_reset_ring, 60)
 
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, sh);
-	memset((void *)sh, 0, sizeof(*sh));
+	memset(sh, 0, sizeof(*sh));
 	dev_configure(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
 	/* Bounds what a failing run leaves pending; the test needs far less. */
 	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", "10"));
@@ -480,31 +493,35 @@ TEST_F_TIMEOUT(fail, handler_dies_then_reset_ring, 60)
 	ASSERT_LE(0, self->child);
 	if (self->child == 0)
 		handler_child(self, sh);
-	for (end = now_ms() + 5000; !sh->attached && !sh->err && now_ms() < end;)
+	for (end = now_ms() + 5000;
+	     !READ_ONCE(sh->attached) && !READ_ONCE(sh->err) && now_ms() < end;)
 		sleep_ms(5);
-	ASSERT_TRUE(sh->attached) MSG("forked handler did not map the ring: %s", strerror(sh->err));
+	ASSERT_TRUE(READ_ONCE(sh->attached))
+		MSG("forked handler did not map the ring: %s", strerror(READ_ONCE(sh->err)));
 
 	/* One handler at a time. */
 	fd2 = open(path, O_RDWR);
 	EXPECT_EQ(-1, fd2) MSG("a second open of %s while the handler has it open succeeded", path);
 	if (fd2 < 0) {
-		EXPECT_EQ(EBUSY, errno) MSG("second open of %s: %s", path, strerror(errno));
+		EXPECT_EQ(EBUSY, errno)
+			MSG("second open of %s: %s", path, strerror(errno));
 	} else {
 		close(fd2);
 	}
 
 	dev_export(_metadata, self);
-	for (end = now_ms() + 10000; now_ms() < end && now_ms() - sh->last_ms < 300;)
+	for (end = now_ms() + 10000; now_ms() < end && now_ms() - READ_ONCE(sh->last_ms) < 300;)
 		sleep_ms(10);
-	TH_LOG("%s: forked handler %d served %u probe commands", module_name(), self->child, sh->ncmds);
+	TH_LOG("%s: forked handler %d served %u probe commands", module_name(), self->child,
+	       READ_ONCE(sh->ncmds));
 
 	cdb_rw10(cdb, 0x28, 100, 8);
 	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 60000);
 	job_start(a);
-	for (end = now_ms() + 5000; sh->nheld < 1 && now_ms() < end;)
+	for (end = now_ms() + 5000; READ_ONCE(sh->nheld) < 1 && now_ms() < end;)
 		sleep_ms(2);
-	ASSERT_EQ(1, sh->nheld) MSG("the forked handler did not get the READ");
-	EXPECT_EQ(0, sh->nerr);
+	ASSERT_EQ(1, READ_ONCE(sh->nheld)) MSG("the forked handler did not get the READ");
+	EXPECT_EQ(0, READ_ONCE(sh->nerr));
 
 	/* The handler dies. */
 	ASSERT_EQ(0, kill(self->child, SIGKILL));
@@ -512,7 +529,8 @@ TEST_F_TIMEOUT(fail, handler_dies_then_reset_ring, 60)
 	self->child = 0;
 	self->needs_reset = 1;
 	sleep_ms(300);
-	EXPECT_FALSE(job_done(a)) MSG("the dead handler's READ ended by itself: %s", job_str(a, d, sizeof(d)));
+	EXPECT_FALSE(job_done(a))
+		MSG("the dead handler's READ ended by itself: %s", job_str(a, d, sizeof(d)));
 
 	/* A new handler: the device is free again once the dead one's file is released. */
 	for (end = now_ms() + 3000;;) {
@@ -529,9 +547,11 @@ TEST_F_TIMEOUT(fail, handler_dies_then_reset_ring, 60)
 	TH_LOG("%s: new handler: mailbox cmd_head %u cmd_tail %u", module_name(), head, tail);
 	EXPECT_NE(head, tail) MSG("the dead handler's READ is not on the ring");
 	fd2 = open(path, O_RDWR);
-	EXPECT_EQ(-1, fd2) MSG("a second open of %s while the new handler has it open succeeded", path);
+	EXPECT_EQ(-1, fd2)
+		MSG("a second open of %s while the new handler has it open succeeded", path);
 	if (fd2 < 0) {
-		EXPECT_EQ(EBUSY, errno) MSG("second open of %s: %s", path, strerror(errno));
+		EXPECT_EQ(EBUSY, errno)
+			MSG("second open of %s: %s", path, strerror(errno));
 	} else {
 		close(fd2);
 	}
@@ -546,9 +566,12 @@ TEST_F_TIMEOUT(fail, handler_dies_then_reset_ring, 60)
 		/* The READ completed with BUSY, and the midlayer's retry came in already. */
 		struct tcmu_cmd_entry *ent = (void *)r->cmdr;
 
-		TH_LOG("%s: the retried READ reached the ring before the mailbox was read", module_name());
-		EXPECT_EQ(TCMU_OP_CMD, tcmu_hdr_get_op(ent->hdr.len_op)) MSG("cmd_head %u after reset_ring", head);
-		EXPECT_EQ(head, tcmu_hdr_get_len(ent->hdr.len_op)) MSG("cmd_head %u after reset_ring", head);
+		TH_LOG("%s: the retried READ reached the ring before the mailbox was read",
+		       module_name());
+		EXPECT_EQ(TCMU_OP_CMD, tcmu_hdr_get_op(ent->hdr.len_op))
+			MSG("cmd_head %u after reset_ring", head);
+		EXPECT_EQ(head, tcmu_hdr_get_len(ent->hdr.len_op))
+			MSG("cmd_head %u after reset_ring", head);
 	} else {
 		EXPECT_EQ(0, head);
 	}
@@ -557,9 +580,11 @@ TEST_F_TIMEOUT(fail, handler_dies_then_reset_ring, 60)
 	r->rd = 0;
 	r->hold = 0;
 	ring_start(_metadata, self);
-	ASSERT_TRUE(job_wait(a, 10000)) MSG("the dead handler's READ still pending after reset_ring");
+	ASSERT_TRUE(job_wait(a, 10000))
+		MSG("the dead handler's READ still pending after reset_ring");
 	TH_LOG("%s: the dead handler's READ: %s", module_name(), job_str(a, d, sizeof(d)));
-	EXPECT_TRUE(job_ok(a)) MSG("the dead handler's READ after reset_ring (1: BUSY, retried): %s", d);
+	EXPECT_TRUE(job_ok(a))
+		MSG("the dead handler's READ after reset_ring (1: BUSY, retried): %s", d);
 	pat_fill(want, 100, 512, sizeof(want));
 	EXPECT_EQ(0, memcmp(want, a->buf, sizeof(want))) MSG("the retried READ: wrong data");
 
@@ -584,7 +609,8 @@ static void fill_data_area(struct __test_metadata *_metadata, tdev_t *self, uint
 	struct job *w[QF_FILL];
 	char d[256];
 
-	ASSERT_TRUE(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_KEEP_BUF) MSG("no CAP_KEEP_BUF");
+	ASSERT_TRUE(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_KEEP_BUF)
+		MSG("no CAP_KEEP_BUF");
 	r->hold = 1;
 	for (int i = 0; i < n; i++) {
 		uint8_t cdb[10];
@@ -592,7 +618,8 @@ static void fill_data_area(struct __test_metadata *_metadata, tdev_t *self, uint
 		cdb_rw10(cdb, 0x2a, 1000 + i * QF_BLOCKS, QF_BLOCKS);
 		w[i] = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 10000);
 		job_start(w[i]);
-		ASSERT_EQ(i + 1, wait_held(r, i + 1, 5000)) MSG("WRITE %d of %d did not reach the ring", i, n);
+		ASSERT_EQ(i + 1, wait_held(r, i + 1, 5000))
+			MSG("WRITE %d of %d did not reach the ring", i, n);
 	}
 	pthread_mutex_lock(&r->lock);
 	for (int i = 0; i < n; i++) {
@@ -602,7 +629,8 @@ static void fill_data_area(struct __test_metadata *_metadata, tdev_t *self, uint
 	pthread_mutex_unlock(&r->lock);
 	for (int i = 0; i < n; i++) {
 		ASSERT_TRUE(job_wait(w[i], 5000));
-		EXPECT_TRUE(job_ok(w[i])) MSG("WRITE completed with KEEP_BUF: %s", job_str(w[i], d, sizeof(d)));
+		EXPECT_TRUE(job_ok(w[i]))
+			MSG("WRITE completed with KEEP_BUF: %s", job_str(w[i], d, sizeof(d)));
 	}
 }
 
@@ -645,8 +673,9 @@ TEST_F_TIMEOUT(fail, qfull_time_out_zero, 60)
 	v = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 2000);
 	first = first_failure(self, v, 10000);
 	ASSERT_TRUE(job_wait(v, 10000)) MSG("WRITE that does not fit still pending after 10 s");
-	TH_LOG("%s: qfull_time_out=0: first failure after %ld ms, %ld failed attempts; initiator: %s (%s)",
-	       module_name(), first, sdev_counter(self, "ioerr_cnt") - err0,
+	TH_LOG("%s: qfull_time_out=0: first failure after %ld ms, %ld failed attempts",
+	       module_name(), first, sdev_counter(self, "ioerr_cnt") - err0);
+	TH_LOG("%s: qfull_time_out=0: initiator: %s (%s)", module_name(),
 	       job_str(v, d, sizeof(d)), status_name(v->h.status));
 	EXPECT_LE(0, first) MSG("the WRITE that does not fit never failed");
 	EXPECT_GE(1000, first) MSG("qfull_time_out=0: first failure only after %ld ms", first);
@@ -695,7 +724,7 @@ TEST_F_TIMEOUT(fail, qfull_time_out_wait, 90)
 	dev_start_tmo(_metadata, self, QF_PARAMS, "3");
 	fill_data_area(_metadata, self, ids, QF_FILL);
 
-	for (unsigned int p = 0; p < sizeof(phase) / sizeof(phase[0]); p++) {
+	for (unsigned int p = 0; p < ARRAY_SIZE(phase); p++) {
 		unsigned int ncmds = r->ncmds;
 		struct job *v;
 		long first, err0;
@@ -708,27 +737,33 @@ TEST_F_TIMEOUT(fail, qfull_time_out_wait, 90)
 		v = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 30000);
 		pat_fill(v->buf, 6000 + p * QF_BLOCKS, 512, QF_LEN);
 		first = first_failure(self, v, 12000);
-		TH_LOG("%s: qfull_time_out=%s: first TASK SET FULL after %ld ms (%ld failed attempts); the initiator %s",
-		       module_name(), phase[p].qfull, first, sdev_counter(self, "ioerr_cnt") - err0,
+		TH_LOG("%s: qfull_time_out=%s: first TASK SET FULL after %ld ms", module_name(),
+		       phase[p].qfull, first);
+		TH_LOG("%s: qfull_time_out=%s: %ld failed attempts; the initiator %s",
+		       module_name(), phase[p].qfull, sdev_counter(self, "ioerr_cnt") - err0,
 		       job_done(v) ? job_str(v, d, sizeof(d)) : "still waits (midlayer retry)");
-		EXPECT_LE(phase[p].min_ms, first) MSG("qfull_time_out=%s: first failure after %ld ms",
-						      phase[p].qfull, first);
-		EXPECT_GE(phase[p].max_ms, first) MSG("qfull_time_out=%s: first failure after %ld ms",
-						      phase[p].qfull, first);
+		EXPECT_LE(phase[p].min_ms, first)
+			MSG("qfull_time_out=%s: first failure after %ld ms", phase[p].qfull,
+			    first);
+		EXPECT_GE(phase[p].max_ms, first)
+			MSG("qfull_time_out=%s: first failure after %ld ms", phase[p].qfull,
+			    first);
 		EXPECT_FALSE(job_done(v)) MSG("qfull_time_out=%s: the midlayer did not retry: %s",
 					      phase[p].qfull, job_str(v, d, sizeof(d)));
 		EXPECT_EQ(ncmds, r->ncmds) MSG("the WRITE that does not fit reached the ring");
 
 		/* Room for one WRITE: the retry goes on the ring. */
 		free_kept(_metadata, ids[0]);
-		ASSERT_EQ(1, wait_held(r, 1, 5000)) MSG("qfull_time_out=%s: the retried WRITE did not reach the ring after free_kept_buf",
-							phase[p].qfull);
+		ASSERT_EQ(1, wait_held(r, 1, 5000))
+			MSG("qfull_time_out=%s: the retried WRITE did not reach the ring %s",
+			    phase[p].qfull, "after free_kept_buf");
 		pthread_mutex_lock(&r->lock);
 		{
 			uint8_t *got = malloc(QF_LEN);
 
 			data_read(r, r->held[0], 0, got, QF_LEN);
-			EXPECT_EQ(0, memcmp(got, v->buf, QF_LEN)) MSG("the retried WRITE has the wrong data");
+			EXPECT_EQ(0, memcmp(got, v->buf, QF_LEN))
+				MSG("the retried WRITE has the wrong data");
 			free(got);
 		}
 		EXPECT_EQ(0, complete_good(r, r->held[0]));
@@ -766,7 +801,7 @@ struct reset_job {
 	pthread_t th;
 	char dev[64];
 	int rc, err;
-	volatile int done;
+	int done;			/* atomics only */
 };
 
 static void *reset_thread(void *arg)
@@ -813,7 +848,8 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 	pthread_mutex_lock(&r->lock);
 	EXPECT_EQ(0, complete_good(r, r->held[0]));
 	pthread_mutex_unlock(&r->lock);
-	ASSERT_TRUE(job_wait(a, 10000)) MSG("the aborted READ still pending 10 s after its completion");
+	ASSERT_TRUE(job_wait(a, 10000))
+		MSG("the aborted READ still pending 10 s after its completion");
 	TH_LOG("%s: READ aborted by its SG_IO timeout (tmr_notification=0): %s", module_name(),
 	       job_str(a, d, sizeof(d)));
 	EXPECT_FALSE(job_ok(a)) MSG("the aborted READ succeeded: %s", d);
@@ -824,7 +860,8 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 1000);
 	job_start(a);
 	ASSERT_EQ(1, wait_held(r, 1, 5000));
-	ASSERT_EQ(1, wait_tmrs(r, 1, 10000)) MSG("no TMR entry 10 s after the READ's SG_IO timeout");
+	ASSERT_EQ(1, wait_tmrs(r, 1, 10000))
+		MSG("no TMR entry 10 s after the READ's SG_IO timeout");
 	pthread_mutex_lock(&r->lock);
 	id = r->held[0]->id;
 	TH_LOG("%s: ABORT TASK: TMR entry type %u, %u ids (first %u), the held READ is %u",
@@ -835,7 +872,8 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 					 r->tmr_ids[0], id);
 	EXPECT_EQ(0, complete_good(r, r->held[0]));
 	pthread_mutex_unlock(&r->lock);
-	ASSERT_TRUE(job_wait(a, 10000)) MSG("the aborted READ still pending 10 s after its completion");
+	ASSERT_TRUE(job_wait(a, 10000))
+		MSG("the aborted READ still pending 10 s after its completion");
 	EXPECT_FALSE(job_ok(a)) MSG("the aborted READ succeeded: %s", job_str(a, d, sizeof(d)));
 
 	/* LUN RESET with a held command. */
@@ -864,7 +902,10 @@ TEST_F_TIMEOUT(fail, tmr_notification, 90)
 	ASSERT_TRUE(job_wait(a, 20000)) MSG("the READ reset with the LUN still pending after 20 s");
 	TH_LOG("%s: READ reset with the LUN: %s", module_name(), job_str(a, d, sizeof(d)));
 
-	/* The next command reports the reset: UNIT ATTENTION, BUS DEVICE RESET FUNCTION OCCURRED. */
+	/*
+	 * The next command reports the reset: UNIT ATTENTION, BUS DEVICE RESET FUNCTION
+	 * OCCURRED.
+	 */
 	cdb_rw10(cdb, 0x28, 9, 8);
 	a = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 10000);
 	job_run(a);
@@ -942,8 +983,9 @@ TEST_F_TIMEOUT(fail, block_dev, 60)
 	b = job_timed(self, cdb, 10, SG_DXFER_FROM_DEV, 4096, 2000);
 	first = first_failure(self, b, 10000);
 	ASSERT_TRUE(job_wait(b, 10000)) MSG("READ on a blocked device still pending after 10 s");
-	TH_LOG("%s: blocked device: first failure after %ld ms, %ld failed attempts; initiator: %s (%s)",
-	       module_name(), first, sdev_counter(self, "ioerr_cnt") - err0,
+	TH_LOG("%s: blocked device: first failure after %ld ms, %ld failed attempts",
+	       module_name(), first, sdev_counter(self, "ioerr_cnt") - err0);
+	TH_LOG("%s: blocked device: initiator: %s (%s)", module_name(),
 	       job_str(b, d, sizeof(d)), status_name(b->h.status));
 	EXPECT_LE(0, first) MSG("READ on a blocked device never failed");
 	EXPECT_GE(1000, first) MSG("READ on a blocked device: first failure after %ld ms", first);
@@ -955,14 +997,16 @@ TEST_F_TIMEOUT(fail, block_dev, 60)
 	EXPECT_GE(8000, b->t_done - b->t_start);
 	EXPECT_EQ(ncmds, r->ncmds) MSG("a command reached the ring of a blocked device");
 
-	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (unsigned int i = 0; i < ARRAY_SIZE(bad); i++) {
 		ret = write_file(DEV "/action/block_dev", bad[i].val);
-		EXPECT_EQ(-bad[i].err, ret) MSG("block_dev=%s: %s (want %s)", bad[i].val,
-						 ret ? strerror(-ret) : "accepted", strerror(bad[i].err));
+		EXPECT_EQ(-bad[i].err, ret)
+			MSG("block_dev=%s: %s (want %s)", bad[i].val,
+			    ret ? strerror(-ret) : "accepted", strerror(bad[i].err));
 	}
 	ASSERT_LT(0, read_raw(DEV "/action/block_dev", buf, sizeof(buf)));
 	EXPECT_STREQ("blocked\n", buf);
-	EXPECT_EQ(0, write_file(DEV "/action/block_dev", "1")) MSG("block_dev=1 on a blocked device");
+	EXPECT_EQ(0, write_file(DEV "/action/block_dev", "1"))
+		MSG("block_dev=1 on a blocked device");
 
 	ASSERT_EQ(0, write_file(DEV "/action/block_dev", "0\n"));
 	ASSERT_LT(0, read_raw(DEV "/action/block_dev", buf, sizeof(buf)));
@@ -989,25 +1033,39 @@ static const struct {
 	const char *what;
 	/* The C module loops for ever in tcmu_handle_completions(). */
 	int c_hangs;
-	/* 1: the READ ends without GOOD (it was never completed properly); 0: it ends GOOD,
-	 * with the data the handler put in the ring. */
+	/*
+	 * 1: the READ ends without GOOD (it was never completed properly); 0: it ends GOOD,
+	 * with the data the handler put in the ring.
+	 */
 	int must_fail;
-	/* The C module's reaction: the command's status (-1: not known), and whether a new
-	 * command is accepted before the reset (-1: not known). */
+	/*
+	 * The C module's reaction: the command's status (-1: not known), and whether a new
+	 * command is accepted before the reset (-1: not known).
+	 */
 	int c_status, c_accepts;
 } mb[] = {
-	[MB_TAIL_MISALIGNED] = { "cmd_tail 4 bytes past the end of the entry (misaligned)", 1, 1, -1, -1 },
+	[MB_TAIL_MISALIGNED] = {
+		"cmd_tail 4 bytes past the end of the entry (misaligned)", 1, 1, -1, -1
+	},
 	[MB_TAIL_BEYOND_RING] = { "cmd_tail beyond cmdr_size", 1, 1, -1, -1 },
 	[MB_TAIL_INSIDE_ENTRY] = { "cmd_tail 8 bytes into the entry", 1, 1, -1, -1 },
-	[MB_ENTRY_OP_CHANGED] = { "the entry's op changed from CMD to PAD, then cmd_tail past it", 0, 1,
-				  SAM_STAT_CHECK_CONDITION, 1 },
-	[MB_ENTRY_LEN_CHANGED] = { "the entry's length doubled, then cmd_tail past its real end", 1, 1, -1, -1 },
+	[MB_ENTRY_OP_CHANGED] = {
+		"the entry's op changed from CMD to PAD, then cmd_tail past it", 0, 1,
+		SAM_STAT_CHECK_CONDITION, 1
+	},
+	[MB_ENTRY_LEN_CHANGED] = {
+		"the entry's length doubled, then cmd_tail past its real end", 1, 1, -1, -1
+	},
 	[MB_UNKNOWN_CMD_ID] = { "a completion with an unknown cmd_id", 0, 1,
 				SAM_STAT_CHECK_CONDITION, 0 },
-	[MB_COMPLETED_TWICE] = { "the entry completed, cmd_tail rewound and advanced over it again", 1, 0,
-				 SAM_STAT_GOOD, -1 },
-	[MB_READ_LEN_TOO_BIG] = { "READ completed with TCMU_UFLAG_READ_LEN and read_len 1 MiB > 4 KiB", 0, 0,
-				  SAM_STAT_GOOD, 1 },
+	[MB_COMPLETED_TWICE] = {
+		"the entry completed, cmd_tail rewound and advanced over it again", 1, 0,
+		SAM_STAT_GOOD, -1
+	},
+	[MB_READ_LEN_TOO_BIG] = {
+		"READ completed with TCMU_UFLAG_READ_LEN and read_len 1 MiB > 4 KiB", 0, 0,
+		SAM_STAT_GOOD, 1
+	},
 };
 
 /* Writes a GOOD response into C's own entry (lock held). */
@@ -1084,7 +1142,8 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 	struct cmd *vc;
 
 	if (c && mb[kind].c_hangs && !(unsafe && *unsafe == '1'))
-		SKIP(return, "target_core_user loops for ever in tcmu_handle_completions() (soft lockup): it walks from cmdr_last_cleaned to cmd_tail and reads the zeroed ring past cmd_head as PAD entries of length 0 (TCMU_FAIL_UNSAFE=1 runs it anyway)");
+		SKIP(return, "%s",
+		     "target_core_user loops for ever in tcmu_handle_completions() (soft lockup): it walks from cmdr_last_cleaned to cmd_tail and reads the zeroed ring past cmd_head as PAD entries of length 0 (TCMU_FAIL_UNSAFE=1 runs it anyway)");
 
 	dev_start_tmo(_metadata, self, DEF_PARAMS, "1");
 	kfd = kmsg_open();
@@ -1106,7 +1165,8 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 	r->hold = 0;
 	pthread_mutex_unlock(&r->lock);
 
-	ASSERT_TRUE(job_wait(v, 15000)) MSG("%s: the READ still pending after 15 s (cmd_time_out 1)", what);
+	ASSERT_TRUE(job_wait(v, 15000))
+		MSG("%s: the READ still pending after 15 s (cmd_time_out 1)", what);
 	if (kind == MB_COMPLETED_TWICE) {
 		/* Completed once, properly; now the handler completes it again. */
 		pthread_mutex_lock(&r->lock);
@@ -1122,15 +1182,17 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 	}
 	TH_LOG("%s: %s: the READ: %s (%s)", module_name(), what, job_str(v, d, sizeof(d)),
 	       status_name(v->h.status));
-	EXPECT_GE(10000, v->t_done - v->t_start) MSG("%s: the READ took %llu ms", what,
-						   (unsigned long long)(v->t_done - v->t_start));
+	EXPECT_GE(10000, v->t_done - v->t_start)
+		MSG("%s: the READ took %llu ms", what,
+		    (unsigned long long)(v->t_done - v->t_start));
 	if (mb[kind].must_fail) {
 		EXPECT_FALSE(job_ok(v)) MSG("%s: the READ succeeded: %s", what, d);
 	} else {
 		EXPECT_TRUE(job_ok(v)) MSG("%s: the READ: %s", what, d);
 		EXPECT_EQ(0, v->h.resid) MSG("%s: the READ: %s", what, d);
 		pat_fill(want, MB_LBA, 512, sizeof(want));
-		EXPECT_EQ(0, memcmp(want, v->buf, sizeof(want))) MSG("%s: the READ returned the wrong data", what);
+		EXPECT_EQ(0, memcmp(want, v->buf, sizeof(want)))
+			MSG("%s: the READ returned the wrong data", what);
 	}
 
 	/* Does the ring take new commands before the reset? (TEST UNIT READY, served.) */
@@ -1151,16 +1213,18 @@ static void misbehave(struct __test_metadata *_metadata, tdev_t *self, enum misb
 		if (mb[kind].c_status == SAM_STAT_CHECK_CONDITION)
 			EXPECT_TRUE(is_lu_comm_failure(v)) MSG("%s: the READ: %s", what, d);
 		if (mb[kind].c_accepts >= 0)
-			EXPECT_EQ(mb[kind].c_accepts, accepted) MSG("%s: TEST UNIT READY: %s", what, pd);
+			EXPECT_EQ(mb[kind].c_accepts, accepted)
+				MSG("%s: TEST UNIT READY: %s", what, pd);
 	} else {
 		if (mb[kind].c_status >= 0 && v->h.status != mb[kind].c_status)
 			TH_LOG("DIFFERENCE: %s: %s: the READ ends with %s; target_core_user: %s",
 			       module_name(), what, status_name(v->h.status),
 			       status_name(mb[kind].c_status));
 		if (mb[kind].c_accepts >= 0 && accepted != mb[kind].c_accepts)
-			TH_LOG("DIFFERENCE: %s: %s: new commands %s before reset_ring; target_core_user: %s",
+			TH_LOG("DIFFERENCE: %s: %s: new commands %s before reset_ring; %s",
 			       module_name(), what, accepted ? "accepted" : "refused",
-			       mb[kind].c_accepts ? "accepted" : "refused");
+			       mb[kind].c_accepts ? "target_core_user: accepted" :
+						    "target_core_user: refused");
 	}
 	kmsg_show(_metadata, kfd, what);
 
@@ -1271,16 +1335,19 @@ TEST_F_TIMEOUT(fail, broken_ring_fails_waiting, 60)
 		}
 	}
 	TH_LOG("%s: the waiting WRITE %ld ms after the ring broke: %s (%s)", module_name(), first,
-	       job_done(w) ? job_str(w, d, sizeof(d)) : "an error, retried", status_name(w->h.status));
+	       job_done(w) ? job_str(w, d, sizeof(d)) : "an error, retried",
+	       status_name(w->h.status));
 	ASSERT_LE(0, first) MSG("the waiting WRITE has not failed 12 s after the ring broke");
 	EXPECT_EQ(ncmds, r->ncmds) MSG("the waiting WRITE reached the broken ring");
 	if (c) {
-		EXPECT_LE(3500, first) MSG("target_core_user failed the waiting WRITE after %ld ms", first);
+		EXPECT_LE(3500, first)
+			MSG("target_core_user failed the waiting WRITE after %ld ms", first);
 	} else {
 		ASSERT_TRUE(job_wait(w, 1000)) MSG("the waiting WRITE was retried");
 		job_str(w, d, sizeof(d));
 		EXPECT_FALSE(job_ok(w)) MSG("the waiting WRITE succeeded on a broken ring");
-		EXPECT_GE(2000, first) MSG("the waiting WRITE failed only %ld ms after the ring broke", first);
+		EXPECT_GE(2000, first)
+			MSG("the waiting WRITE failed only %ld ms after the ring broke", first);
 		EXPECT_TRUE(is_lu_comm_failure(w)) MSG("the waiting WRITE: %s", d);
 	}
 	/* The vendor command on the broken ring ends at the reset. */
@@ -1296,19 +1363,30 @@ TEST_F_TIMEOUT(fail, broken_ring_fails_waiting, 60)
 
 /* Reads attribute NAME of the device: its exact text must be WANT. */
 #define ATTR_IS(name, want) do {						\
-	char _b[512], _v1[600], _v2[600];					\
-	int _n = read_raw(DEV "/attrib/" name, _b, sizeof(_b));			\
-	EXPECT_LE(0, _n) MSG("read attrib/%s: %s", name, strerror(-_n));	\
+	const char *_name = (name), *_want = (want);				\
+	char _p[256], _b[512], _v1[600], _v2[600];				\
+	int _n;									\
+										\
+	snprintf(_p, sizeof(_p), DEV "/attrib/%s", _name);			\
+	_n = read_raw(_p, _b, sizeof(_b));					\
+	EXPECT_LE(0, _n) MSG("read attrib/%s: %s", _name, strerror(-_n));	\
 	if (_n >= 0)								\
-		EXPECT_STREQ(want, _b) MSG("attrib/%s reads \"%s\", target_core_user \"%s\"", \
-					   name, vis(_b, _v1, sizeof(_v1)), vis(want, _v2, sizeof(_v2))); \
+		EXPECT_STREQ(_want, _b)						\
+			MSG("attrib/%s reads \"%s\", target_core_user \"%s\"", _name,	\
+			    vis(_b, _v1, sizeof(_v1)), vis(_want, _v2, sizeof(_v2)));	\
 } while (0)
 
 /* Writes VAL to attribute NAME: the result must be -ERR (0: accepted). */
 #define ATTR_WRITE(name, val, err) do {						\
-	int _r = write_file(DEV "/attrib/" name, val);				\
-	EXPECT_EQ(-(err), _r) MSG("attrib/%s = \"%s\": %s, target_core_user: %s", name, val, \
-				  _r ? strerror(-_r) : "accepted", (err) ? strerror(err) : "accepted"); \
+	const char *_name = (name), *_val = (val);				\
+	int _err = (err), _r;							\
+	char _p[256];								\
+										\
+	snprintf(_p, sizeof(_p), DEV "/attrib/%s", _name);			\
+	_r = write_file(_p, _val);						\
+	EXPECT_EQ(-_err, _r)							\
+		MSG("attrib/%s = \"%s\": %s, target_core_user: %s", _name, _val,	\
+		    _r ? strerror(-_r) : "accepted", _err ? strerror(_err) : "accepted");	\
 } while (0)
 
 static int cmp_str(const void *a, const void *b)
@@ -1338,6 +1416,11 @@ static void dir_names(const char *dir, char *out, size_t len)
 	}
 }
 
+/* target_core_user: passthrough_attrib_attrs, passthrough_pr_attrib_attrs, tcmu_attrib_attrs. */
+#define C_ATTRIB "alua_support cmd_ring_size_mb cmd_time_out data_pages_per_blk dev_config dev_size emulate_pr emulate_write_cache enforce_pr_isids force_pr_aptpl hw_block_size hw_max_sectors hw_pi_prot_type hw_queue_depth max_data_area_mb nl_reply_supported pgr_support qfull_time_out submit_type tmr_notification"
+/* tcmu_rs adds the read-only attrib/stats (Documentation/target/tcmu-rs.rst). */
+#define RS_ATTRIB "alua_support cmd_ring_size_mb cmd_time_out data_pages_per_blk dev_config dev_size emulate_pr emulate_write_cache enforce_pr_isids force_pr_aptpl hw_block_size hw_max_sectors hw_pi_prot_type hw_queue_depth max_data_area_mb nl_reply_supported pgr_support qfull_time_out stats submit_type tmr_notification"
+
 /*
  * The device's attributes: the exact text read back, what is accepted and refused
  * (errno), before and after enable and export, as in the C module.
@@ -1345,25 +1428,16 @@ static void dir_names(const char *dir, char *out, size_t len)
 TEST_F_TIMEOUT(fail, attributes, 60)
 {
 	struct ring *r = &self->r;
-	/* target_core_user: passthrough_attrib_attrs, passthrough_pr_attrib_attrs, tcmu_attrib_attrs. */
-	static const char c_attrib[] =
-		"alua_support cmd_ring_size_mb cmd_time_out data_pages_per_blk dev_config dev_size "
-		"emulate_pr emulate_write_cache enforce_pr_isids force_pr_aptpl hw_block_size "
-		"hw_max_sectors hw_pi_prot_type hw_queue_depth max_data_area_mb nl_reply_supported "
-		"pgr_support qfull_time_out submit_type tmr_notification";
+	static const char c_attrib[] = C_ATTRIB;
+	static const char rs_attrib[] = RS_ATTRIB;
 	static const char c_action[] = "block_dev free_kept_buf reset_ring";
+	static const char info[] = "Config: " DEV_CONFIG
+		" Size: 16777216 MaxDataAreaMB: 2 DataPagesPerBlk: 2 CmdRingSizeMB: 1\n";
 	char names[1024], buf[512], v[600], longcfg[300];
 	int ret, kfd;
 
 	dev_make(_metadata, self, 512, DEF_SIZE,
 		 "cmd_ring_size_mb=1,max_data_area_mb=2,data_pages_per_blk=2");
-
-	/* tcmu_rs adds the read-only attrib/stats (Documentation/target/tcmu-rs.rst). */
-	static const char rs_attrib[] =
-		"alua_support cmd_ring_size_mb cmd_time_out data_pages_per_blk dev_config dev_size "
-		"emulate_pr emulate_write_cache enforce_pr_isids force_pr_aptpl hw_block_size "
-		"hw_max_sectors hw_pi_prot_type hw_queue_depth max_data_area_mb nl_reply_supported "
-		"pgr_support qfull_time_out stats submit_type tmr_notification";
 
 	dir_names(DEV "/attrib", names, sizeof(names));
 	EXPECT_STREQ(is_c_module() ? c_attrib : rs_attrib, names) MSG("attrib/ has: %s", names);
@@ -1382,7 +1456,7 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	ATTR_IS("tmr_notification", "0\n");
 	ATTR_IS("emulate_write_cache", "0\n");
 	ASSERT_LT(0, read_raw(DEV "/info", buf, sizeof(buf)));
-	EXPECT_NE(NULL, strstr(buf, "Config: " DEV_CONFIG " Size: 16777216 MaxDataAreaMB: 2 DataPagesPerBlk: 2 CmdRingSizeMB: 1\n"))
+	EXPECT_NE(NULL, strstr(buf, info))
 		MSG("info: %s", vis(buf, v, sizeof(v)));
 
 	/* cmd_time_out: seconds, unsigned 32-bit. */
@@ -1399,8 +1473,8 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	/* Not compared: the C module keeps cmd_time_out in ms in an unsigned int. */
 	ATTR_WRITE("cmd_time_out", "4294968", 0);
 	if (read_raw(DEV "/attrib/cmd_time_out", buf, sizeof(buf)) > 0)
-		TH_LOG("%s: cmd_time_out 4294968 reads back %s (target_core_user: 0, its ms overflow 32 bits)",
-		       module_name(), vis(buf, v, sizeof(v)));
+		TH_LOG("%s: cmd_time_out 4294968 reads back %s (target_core_user: %s)",
+		       module_name(), vis(buf, v, sizeof(v)), "0, its ms overflow 32 bits");
 	ATTR_WRITE("cmd_time_out", "2", 0);
 
 	/* qfull_time_out: seconds, or -1; nothing below. */
@@ -1422,8 +1496,9 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	/* Not compared: the C module keeps qfull_time_out in ms in an int. */
 	ATTR_WRITE("qfull_time_out", "2147484", 0);
 	if (read_raw(DEV "/attrib/qfull_time_out", buf, sizeof(buf)) > 0)
-		TH_LOG("%s: qfull_time_out 2147484 reads back %s (target_core_user: -2147483296, its ms overflow an int)",
-		       module_name(), vis(buf, v, sizeof(v)));
+		TH_LOG("%s: qfull_time_out 2147484 reads back %s (target_core_user: %s)",
+		       module_name(), vis(buf, v, sizeof(v)),
+		       "-2147483296, its ms overflow an int");
 	ATTR_WRITE("qfull_time_out", "-1", 0);
 	ATTR_IS("qfull_time_out", "-1\n");
 
@@ -1450,7 +1525,8 @@ TEST_F_TIMEOUT(fail, attributes, 60)
 	ret = read_raw(DEV "/action/reset_ring", buf, sizeof(buf));
 	EXPECT_EQ(-EACCES, ret) MSG("read action/reset_ring: %s", ret < 0 ? strerror(-ret) : buf);
 	ret = read_raw(DEV "/action/free_kept_buf", buf, sizeof(buf));
-	EXPECT_EQ(-EACCES, ret) MSG("read action/free_kept_buf: %s", ret < 0 ? strerror(-ret) : buf);
+	EXPECT_EQ(-EACCES, ret)
+		MSG("read action/free_kept_buf: %s", ret < 0 ? strerror(-ret) : buf);
 
 	/* dev_config and dev_size before enable: just stored. */
 	ATTR_WRITE("dev_size", "8388608", 0);
@@ -1531,7 +1607,8 @@ TEST_F_TIMEOUT(fail, block_dev_fails_waiting_busy, 60)
 	EXPECT_FALSE(job_done(w)) MSG("the WRITE did not wait for data space: %s",
 				      job_str(w, d, sizeof(d)));
 	ASSERT_EQ(0, write_file(DEV "/action/block_dev", "1"));
-	ASSERT_TRUE(job_wait(w, 15000)) MSG("the waiting WRITE still pending 15 s after block_dev=1");
+	ASSERT_TRUE(job_wait(w, 15000))
+		MSG("the waiting WRITE still pending 15 s after block_dev=1");
 	job_str(w, d, sizeof(d));
 	TH_LOG("%s: the waiting WRITE after block_dev=1: %s (%s)", module_name(), d,
 	       status_name(w->h.status));
@@ -1566,8 +1643,10 @@ TEST_F_TIMEOUT(fail, ring_timeout_after_waiting, 90)
 	cdb_rw10(cdb, 0x2a, 7000, QF_BLOCKS);
 	w = job_timed(self, cdb, 10, SG_DXFER_TO_DEV, QF_LEN, 40000);
 	job_start(w);
-	/* Past the timeout of the WRITEs that filled the data area: only its qfull deadline
-	 * is due now. */
+	/*
+	 * Past the timeout of the WRITEs that filled the data area: only its qfull deadline
+	 * is due now.
+	 */
 	sleep_ms(6500);
 	EXPECT_FALSE(job_done(w)) MSG("the WRITE did not wait for data space: %s",
 				      job_str(w, d, sizeof(d)));
@@ -1646,8 +1725,8 @@ TEST_F_TIMEOUT(fail, mapping_split_same_pages, 60)
 			EXPECT_TRUE(c) MSG("page %zu of the split mapping: SIGBUS", p);
 			continue;
 		}
-		EXPECT_EQ(0, memcmp(want, got, pg)) MSG("page %zu of the split mapping shows another page",
-							p);
+		EXPECT_EQ(0, memcmp(want, got, pg))
+			MSG("page %zu of the split mapping shows another page", p);
 	}
 	munmap(b + pg, r->map_size - pg);
 	free(want);
@@ -1661,7 +1740,10 @@ static long mem_available_kb(void)
 	char buf[4096], *p;
 	int n = read_raw("/proc/meminfo", buf, sizeof(buf));
 
-	if (n <= 0 || !(p = strstr(buf, "MemAvailable:")))
+	if (n <= 0)
+		return -1;
+	p = strstr(buf, "MemAvailable:");
+	if (!p)
 		return -1;
 	return strtol(p + 13, NULL, 10);
 }
@@ -1695,16 +1777,19 @@ TEST_F_TIMEOUT(fail, data_pages_partial_block, 60)
 	}
 	ASSERT_EQ(PB_CMDS, wait_held(r, PB_CMDS, 10000)) MSG("the READs did not reach the ring");
 	during = mem_available_kb();
-	TH_LOG("%s: %d READs of 4 KiB held in 1 MiB blocks: MemAvailable %ld -> %ld KiB", module_name(),
-	       PB_CMDS, before, during);
+	TH_LOG("%s: %d READs of 4 KiB held in 1 MiB blocks: MemAvailable %ld -> %ld KiB",
+	       module_name(), PB_CMDS, before, during);
 	EXPECT_GT(8 * 1024, before - during) MSG("%d READs of 4 KiB took %ld KiB", PB_CMDS,
 						 before - during);
-	if (!is_c_module() && read_raw(DEV "/attrib/stats", buf, sizeof(buf)) > 0 &&
-	    (p = strstr(buf, "\ndata_pages "))) {
+	p = NULL;
+	if (!is_c_module() && read_raw(DEV "/attrib/stats", buf, sizeof(buf)) > 0)
+		p = strstr(buf, "\ndata_pages ");
+	if (p) {
 		long pages = strtol(p + 12, NULL, 10);
 
 		TH_LOG("%s: data_pages %ld", module_name(), pages);
-		EXPECT_GE(PB_CMDS, pages) MSG("%d READs of 4 KiB hold %ld data pages", PB_CMDS, pages);
+		EXPECT_GE(PB_CMDS, pages)
+			MSG("%d READs of 4 KiB hold %ld data pages", PB_CMDS, pages);
 	}
 	ring_release_all(r);
 	for (int i = 0; i < PB_CMDS; i++) {
@@ -1744,18 +1829,19 @@ TEST_F_TIMEOUT(fail, uio_open_after_rmdir, 60)
 	ASSERT_NE(NULL, page);
 	dev_configure(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
 	ring_attach(_metadata, self);
-	version = r->mb->version;
+	version = READ_ONCE(r->mb->version);
 	ASSERT_EQ(0, rmdir(DEV)) MSG("rmdir %s with the UIO device open: %s", DEV, strerror(errno));
 	self->dev_made = 0;
 	ASSERT_EQ(0, rmdir(HBA)) MSG("rmdir %s: %s", HBA, strerror(errno));
 	self->hba_made = 0;
 
 	/* The mailbox (mapped before) still reads; the last page (data, never allocated) faults. */
-	EXPECT_EQ(version, r->mb->version);
+	EXPECT_EQ(version, READ_ONCE(r->mb->version));
 	bus = page_copy(r->map, r->cmdr_off / pg + 1, page, pg);
 	TH_LOG("%s: a ring page after rmdir: %s", m, bus ? "SIGBUS" : "read");
 	bus = page_copy(r->map, r->map_size / pg - 1, page, pg);
-	EXPECT_EQ(-1, bus) MSG("%s: a data page never allocated read without SIGBUS after rmdir", m);
+	EXPECT_EQ(-1, bus)
+		MSG("%s: a data page never allocated read without SIGBUS after rmdir", m);
 
 	st = module_cmd("rmmod", m);
 	EXPECT_NE(0, st) MSG("%s unloaded while /dev/%s was open and mapped", m, r->uio);
@@ -1783,7 +1869,7 @@ TEST_F_TIMEOUT(fail, uio_open_after_rmdir, 60)
 
 struct storm {
 	char dev[64];
-	volatile int stop;
+	int stop;			/* READ_ONCE()/WRITE_ONCE() */
 	unsigned int seed;
 	unsigned int reads, aborted, resets;
 	pthread_t th;
@@ -1836,7 +1922,7 @@ static void *storm_reader(void *arg)
 	struct storm *s = arg;
 	uint8_t buf[4096];
 
-	while (!s->stop) {
+	while (!READ_ONCE(s->stop)) {
 		struct job j = { 0 };
 		int abort = rand_r(&s->seed) % 4 == 0;
 		uint32_t lba = (abort ? STORM_ABORT_LBA : 0) + rand_r(&s->seed) % 8192;
@@ -1863,7 +1949,7 @@ static void *storm_resetter(void *arg)
 {
 	struct storm *s = arg;
 
-	while (!s->stop) {
+	while (!READ_ONCE(s->stop)) {
 		struct reset_job rj = { 0 };
 
 		sleep_ms(700 + rand_r(&s->seed) % 600);
@@ -1883,9 +1969,10 @@ static void *storm_resetter(void *arg)
  * ABORT TASK) and completed 200-1000 ms after they came, some while their abort is under
  * way; a thread resets the LUN every second or so (never while an ABORT TASK is in flight:
  * see storm_gate). Every cmd_id a TMR entry names must be of a command the handler had seen
- * on the ring before that entry, and an ABORT TASK may only name a held READ (a timed-out one): a TMR that read the ids of its commands outside the
- * ring lock could name a command that was completed and whose id a new one took. (A guard
- * of that invariant: the window is too narrow for this test to hit it reliably.)
+ * on the ring before that entry, and an ABORT TASK may only name a held READ (a timed-out
+ * one): a TMR that read the ids of its commands outside the ring lock could name a command
+ * that was completed and whose id a new one took. (A guard of that invariant: the window
+ * is too narrow for this test to hit it reliably.)
  */
 TEST_F_TIMEOUT(fail, tmr_storm, 120)
 {
@@ -1931,9 +2018,9 @@ TEST_F_TIMEOUT(fail, tmr_storm, 120)
 		pthread_mutex_unlock(&r->lock);
 		sleep_ms(10);
 	}
-	rs.stop = 1;
+	WRITE_ONCE(rs.stop, 1);
 	for (int i = 0; i < STORM_THREADS; i++)
-		rd[i].stop = 1;
+		WRITE_ONCE(rd[i].stop, 1);
 	ring_release_all(r);
 	pthread_join(rs.th, NULL);
 	for (int i = 0; i < STORM_THREADS; i++) {
@@ -1942,9 +2029,10 @@ TEST_F_TIMEOUT(fail, tmr_storm, 120)
 		rs.aborted += rd[i].aborted;
 	}
 	pthread_mutex_lock(&r->lock);
-	TH_LOG("%s: %u READs, %u timed out, %u LUN resets; TMR entries: %u ABORT TASK, %u LUN RESET, %u ids, %u ring errors",
-	       module_name(), rs.reads, rs.aborted, rs.resets, r->ntmr_abort, r->ntmr_reset,
-	       r->ntmr_ids, r->nerr);
+	TH_LOG("%s: %u READs, %u timed out, %u LUN resets", module_name(), rs.reads, rs.aborted,
+	       rs.resets);
+	TH_LOG("%s: TMR entries: %u ABORT TASK, %u LUN RESET, %u ids, %u ring errors",
+	       module_name(), r->ntmr_abort, r->ntmr_reset, r->ntmr_ids, r->nerr);
 	EXPECT_LT(0, r->ntmr_abort) MSG("no ABORT TASK reached the handler");
 	EXPECT_LT(0, r->ntmr_reset) MSG("no LUN RESET reached the handler");
 	pthread_mutex_unlock(&r->lock);
@@ -2017,7 +2105,7 @@ static void ring_remap(struct __test_metadata *_metadata, tdev_t *self)
 	struct ring *r = &self->r;
 	uint8_t *m;
 
-	r->stop = 1;
+	WRITE_ONCE(r->stop, 1);
 	pthread_join(r->th, NULL);
 	r->th_running = 0;
 	m = mmap(NULL, r->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
@@ -2031,7 +2119,7 @@ static void ring_remap(struct __test_metadata *_metadata, tdev_t *self)
 
 struct toucher {
 	pthread_t th;
-	volatile uint8_t *p;
+	uint8_t *p;			/* READ_ONCE() */
 	uint8_t v;
 };
 
@@ -2039,7 +2127,7 @@ static void *touch_page(void *arg)
 {
 	struct toucher *t = arg;
 
-	t->v = *t->p;
+	t->v = READ_ONCE(*t->p);
 	return NULL;
 }
 
@@ -2081,8 +2169,10 @@ TEST_F_TIMEOUT(fail, reclaim_waits_for_fault, 60)
 	if (delayed)
 		race_delay("race_delay_fault_ms", 0);
 	sleep_ms(500);
-	if (!is_c_module() && read_raw(DEV "/attrib/stats", buf, sizeof(buf)) > 0 &&
-	    (p = strstr(buf, "\ndata_pages_reclaimed "))) {
+	p = NULL;
+	if (!is_c_module() && read_raw(DEV "/attrib/stats", buf, sizeof(buf)) > 0)
+		p = strstr(buf, "\ndata_pages_reclaimed ");
+	if (p) {
 		long n = strtol(p + 22, NULL, 10);
 
 		TH_LOG("%s: %ld data pages reclaimed", module_name(), n);
@@ -2123,7 +2213,7 @@ TEST_F_TIMEOUT(fail, uio_closed_during_removal, 60)
 	delayed = race_delay("race_delay_unregister_ms", 2000) == 0;
 	if (!is_c_module())
 		ASSERT_TRUE(delayed) MSG("tcmu_rs without CONFIG_TCM_USER_RS_RACE_DELAYS");
-	r->stop = 1;
+	WRITE_ONCE(r->stop, 1);
 	pthread_join(r->th, NULL);
 	r->th_running = 0;
 	self->linked = 0;
@@ -2170,7 +2260,8 @@ TEST_F_TIMEOUT(fail, dev_config_bytes, 30)
 	self->hba_made = 1;
 	ASSERT_EQ(0, mkdir(DEV, 0755)) MSG("mkdir %s: %s", DEV, strerror(errno));
 	self->dev_made = 1;
-	ASSERT_EQ(0, write_file(DEV "/control", "dev_config=" RAW_CONFIG ",dev_size=1048576,nl_reply_supported=-1"));
+	ASSERT_EQ(0, write_file(DEV "/control", "dev_config=" RAW_CONFIG
+				",dev_size=1048576,nl_reply_supported=-1"));
 	ATTR_IS("dev_config", RAW_CONFIG "\n");
 	ASSERT_LT(0, read_file(DEV "/info", buf, sizeof(buf)));
 	EXPECT_NE(NULL, strstr(buf, "Config: " RAW_CONFIG " Size: 1048576 "))
@@ -2183,7 +2274,8 @@ TEST_F_TIMEOUT(fail, dev_config_bytes, 30)
 		if (!strncmp(de->d_name, "uio", 3)) {
 			snprintf(path, sizeof(path), "/sys/class/uio/%s/name", de->d_name);
 			if (read_file(path, buf, sizeof(buf)) > 0 && strstr(buf, "tcm-user/")) {
-				TH_LOG("%s: %s name %s", module_name(), de->d_name, vis(buf, v1, sizeof(v1)));
+				TH_LOG("%s: %s name %s", module_name(), de->d_name,
+				       vis(buf, v1, sizeof(v1)));
 				found |= !strcmp(buf, want);
 			}
 		}

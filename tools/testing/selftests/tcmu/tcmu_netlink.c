@@ -33,6 +33,7 @@
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 #include <signal.h>
+#include <stdalign.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -244,7 +245,7 @@ static void extack_msg(const struct nlmsghdr *nh, char *ext, size_t exlen)
  */
 static int nl_transact(int fd, struct nlmsghdr *nh, char *ext, size_t exlen, int ms)
 {
-	char buf[NL_BUF] __attribute__((aligned(8)));
+	alignas(8) char buf[NL_BUF];
 	uint64_t end = now_ms() + ms;
 	uint32_t seq = nh->nlmsg_seq;
 
@@ -269,10 +270,43 @@ static int nl_transact(int fd, struct nlmsghdr *nh, char *ext, size_t exlen, int
 	}
 }
 
+/* A nest of CTRL_ATTR_OPS: (OP_ID, OP_FLAGS). */
+static void family_op(struct family *f, const struct nlattr *a)
+{
+	const struct nlattr *ob[CTRL_ATTR_OP_MAX + 1];
+
+	attrs_parse(nla_data(a), nla_len(a), ob, CTRL_ATTR_OP_MAX);
+	if (ob[CTRL_ATTR_OP_ID]) {
+		f->op_id[f->nops] = nla_u32(ob[CTRL_ATTR_OP_ID]);
+		f->op_flags[f->nops] = ob[CTRL_ATTR_OP_FLAGS] ?
+			nla_u32(ob[CTRL_ATTR_OP_FLAGS]) : 0;
+		f->nops++;
+	}
+}
+
+/* A nest of CTRL_ATTR_MCAST_GROUPS: (GRP_NAME, GRP_ID). */
+static void family_grp(struct family *f, const struct nlattr *a)
+{
+	const struct nlattr *gb[CTRL_ATTR_MCAST_GRP_MAX + 1];
+	const char *g;
+	size_t o;
+
+	attrs_parse(nla_data(a), nla_len(a), gb, CTRL_ATTR_MCAST_GRP_MAX);
+	if (!gb[CTRL_ATTR_MCAST_GRP_NAME] || !gb[CTRL_ATTR_MCAST_GRP_ID])
+		return;
+	g = nla_data(gb[CTRL_ATTR_MCAST_GRP_NAME]);
+	o = strlen(f->grp_names);
+	f->ngrps++;
+	snprintf(f->grp_names + o, sizeof(f->grp_names) - o, "%s%.*s", o ? "," : "",
+		 nla_len(gb[CTRL_ATTR_MCAST_GRP_NAME]), g);
+	if (!strcmp(g, "config"))
+		f->grp = nla_u32(gb[CTRL_ATTR_MCAST_GRP_ID]);
+}
+
 /* CTRL_CMD_GETFAMILY NAME: fills F; returns 0 or -errno. */
 static int family_get(int fd, const char *name, struct family *f)
 {
-	char buf[NL_BUF] __attribute__((aligned(8)));
+	alignas(8) char buf[NL_BUF];
 	struct nlmsghdr *nh = msg_init(buf, GENL_ID_CTRL, NLM_F_REQUEST, CTRL_CMD_GETFAMILY, 1);
 	uint32_t seq = nh->nlmsg_seq;
 	uint64_t end = now_ms() + EVENT_MS;
@@ -315,15 +349,7 @@ static int family_get(int fd, const char *name, struct family *f)
 				left2 = nla_len(tb[CTRL_ATTR_OPS]);
 				while (left2 >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN &&
 				       a->nla_len <= left2 && f->nops < 16) {
-					const struct nlattr *ob[CTRL_ATTR_OP_MAX + 1];
-
-					attrs_parse(nla_data(a), nla_len(a), ob, CTRL_ATTR_OP_MAX);
-					if (ob[CTRL_ATTR_OP_ID]) {
-						f->op_id[f->nops] = nla_u32(ob[CTRL_ATTR_OP_ID]);
-						f->op_flags[f->nops] = ob[CTRL_ATTR_OP_FLAGS] ?
-							nla_u32(ob[CTRL_ATTR_OP_FLAGS]) : 0;
-						f->nops++;
-					}
+					family_op(f, a);
 					left2 -= NLA_ALIGN(a->nla_len);
 					a = (const void *)((const char *)a + NLA_ALIGN(a->nla_len));
 				}
@@ -334,20 +360,7 @@ static int family_get(int fd, const char *name, struct family *f)
 				left2 = nla_len(tb[CTRL_ATTR_MCAST_GROUPS]);
 				while (left2 >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN &&
 				       a->nla_len <= left2) {
-					const struct nlattr *gb[CTRL_ATTR_MCAST_GRP_MAX + 1];
-
-					attrs_parse(nla_data(a), nla_len(a), gb, CTRL_ATTR_MCAST_GRP_MAX);
-					if (gb[CTRL_ATTR_MCAST_GRP_NAME] && gb[CTRL_ATTR_MCAST_GRP_ID]) {
-						const char *g = nla_data(gb[CTRL_ATTR_MCAST_GRP_NAME]);
-						size_t o = strlen(f->grp_names);
-
-						f->ngrps++;
-						snprintf(f->grp_names + o, sizeof(f->grp_names) - o,
-							 "%s%.*s", o ? "," : "",
-							 nla_len(gb[CTRL_ATTR_MCAST_GRP_NAME]), g);
-						if (!strcmp(g, "config"))
-							f->grp = nla_u32(gb[CTRL_ATTR_MCAST_GRP_ID]);
-					}
+					family_grp(f, a);
 					left2 -= NLA_ALIGN(a->nla_len);
 					a = (const void *)((const char *)a + NLA_ALIGN(a->nla_len));
 				}
@@ -365,7 +378,7 @@ static int nl_subscribe(int fd, uint32_t grp)
 /* SET_FEATURES(SUPP_KERN_CMD_REPLY = ON); returns the ack's error. */
 static int set_features(int fd, const struct family *f, uint8_t on, char *ext, size_t exlen)
 {
-	char buf[256] __attribute__((aligned(8)));
+	alignas(8) char buf[256];
 	struct nlmsghdr *nh = msg_init(buf, f->id, 0, TCMU_CMD_SET_FEATURES, 2);
 
 	msg_put(nh, TCMU_ATTR_SUPP_KERN_CMD_REPLY, &on, 1);
@@ -382,7 +395,7 @@ static int set_features(int fd, const struct family *f, uint8_t on, char *ext, s
 static int send_done(int fd, const struct family *f, int cmd, int flags, int32_t status,
 		     uint32_t id, char *ext, size_t exlen)
 {
-	char buf[256] __attribute__((aligned(8)));
+	alignas(8) char buf[256];
 	struct nlmsghdr *nh = msg_init(buf, f->id, 0, cmd, 2);
 	int8_t s8 = status;
 
@@ -488,6 +501,9 @@ FIXTURE(nl) {
 	uint64_t t0;
 };
 
+/* The fixture's data, for the helpers (as tdev_t in tcmu_util.h). */
+#define nl_t		FIXTURE_DATA(nl)
+
 static void param_path(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "/sys/module/%s/parameters/%s", module_name(), name);
@@ -574,7 +590,7 @@ static int uio_exists(const char *name)
 	return found;
 }
 
-static struct writer *writer_start(FIXTURE_DATA(nl) *self, int op, const char *path,
+static struct writer *writer_start(nl_t *self, int op, const char *path,
 				   const char *val)
 {
 	struct writer *w;
@@ -647,7 +663,7 @@ static int writer_wait(struct writer *w, int ms)
  * writer: its result, or STILL_WAITS when it has not ended after NOWAIT_MS (the teardown
  * ends it).
  */
-static int write_nowait(FIXTURE_DATA(nl) *self, const char *path, const char *val)
+static int write_nowait(nl_t *self, const char *path, const char *val)
 {
 	struct writer *w = writer_start(self, val ? OP_WRITE : OP_RMDIR, path, val);
 
@@ -662,10 +678,11 @@ static int write_nowait(FIXTURE_DATA(nl) *self, const char *path, const char *va
  * Waits for an event CMD on the "config" socket, at most MS ms: 0 and *E, or -ETIMEDOUT.
  * Other events on the way are logged and counted in *STRAY.
  */
-static int ev_wait(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self, int cmd,
+static int ev_wait(struct __test_metadata *_metadata, nl_t *self, int cmd,
 		   int ms, struct event *e, int *stray)
 {
-	char buf[NL_BUF] __attribute__((aligned(8))), s[600];
+	alignas(8) char buf[NL_BUF];
+	char s[600];
 	uint64_t end = now_ms() + ms;
 
 	for (;;) {
@@ -697,10 +714,11 @@ static int ev_wait(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self, in
 }
 
 /* The events that arrive within MS ms (the first in *E); 0 when none. */
-static int ev_count(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self, int ms,
+static int ev_count(struct __test_metadata *_metadata, nl_t *self, int ms,
 		    struct event *e)
 {
-	char buf[NL_BUF] __attribute__((aligned(8))), s[600];
+	alignas(8) char buf[NL_BUF];
+	char s[600];
 	uint64_t end = now_ms() + ms;
 	int count = 0;
 
@@ -726,9 +744,9 @@ static int ev_count(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self, i
 }
 
 /* Reads what is queued on the event socket (for the teardown's answer). */
-static void ev_drain(FIXTURE_DATA(nl) *self, int ms)
+static void ev_drain(nl_t *self, int ms)
 {
-	char buf[NL_BUF] __attribute__((aligned(8)));
+	alignas(8) char buf[NL_BUF];
 	int n;
 
 	while ((n = nl_recv(self->ev, buf, sizeof(buf), ms)) > 0) {
@@ -744,7 +762,7 @@ static void ev_drain(FIXTURE_DATA(nl) *self, int ms)
 }
 
 /* Creates device I (and the HBA) and writes its control parameters. */
-static void dev_new(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self, int i)
+static void dev_new(struct __test_metadata *_metadata, nl_t *self, int i)
 {
 	char p[256];
 
@@ -774,7 +792,8 @@ static void check_event_dev(struct __test_metadata *_metadata, const struct even
 	EXPECT_TRUE(e->has_id) MSG("%s: no TCMU_ATTR_DEVICE_ID", cmd_name(e->cmd));
 	if (idx >= 0)
 		EXPECT_EQ(idx, (long)e->id)
-			MSG("%s: TCMU_ATTR_DEVICE_ID vs statistics/scsi_dev/indx", cmd_name(e->cmd));
+			MSG("%s: TCMU_ATTR_DEVICE_ID vs statistics/scsi_dev/indx",
+			    cmd_name(e->cmd));
 	if (!uio_gone && e->has_minor) {
 		uio_name_by_minor(e->minor, uio, sizeof(uio));
 		EXPECT_STREQ(want, uio) MSG("%s: /sys/class/uio/uio%u/name", cmd_name(e->cmd),
@@ -783,7 +802,7 @@ static void check_event_dev(struct __test_metadata *_metadata, const struct even
 }
 
 /* Turns replies on (SET_FEATURES); ASSERTs it. */
-static void replies_on(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self)
+static void replies_on(struct __test_metadata *_metadata, nl_t *self)
 {
 	char ext[256];
 	int r = set_features(self->ctl, &self->fam, 1, ext, sizeof(ext));
@@ -791,7 +810,7 @@ static void replies_on(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self
 	ASSERT_EQ(0, r) MSG("SET_FEATURES(SUPP_KERN_CMD_REPLY=1): %s %s", err_name(r), ext);
 }
 
-static int reply(FIXTURE_DATA(nl) *self, int cmd, int32_t status, uint32_t id)
+static int reply(nl_t *self, int cmd, int32_t status, uint32_t id)
 {
 	return send_done(self->ctl, &self->fam, cmd, R_BOTH, status, id, NULL, 0);
 }
@@ -801,7 +820,7 @@ static int reply(FIXTURE_DATA(nl) *self, int cmd, int32_t status, uint32_t id)
  * replies on: expects event EV_CMD, that the write waits for the reply, answers STATUS and
  * expects the write to end with WANT. Returns the event in *E.
  */
-static void handshake(struct __test_metadata *_metadata, FIXTURE_DATA(nl) *self, int i,
+static void handshake(struct __test_metadata *_metadata, nl_t *self, int i,
 		      const char *attr, const char *val, int ev_cmd, int32_t status, int want,
 		      struct event *e)
 {
@@ -896,15 +915,16 @@ FIXTURE_SETUP(nl)
 	int r;
 
 	self->t0 = now_ms();
-	self->ev = self->ctl = -1;
+	self->ev = -1;
+	self->ctl = -1;
 	self->ctl = nl_open();
 	ASSERT_LE(0, self->ctl) MSG("netlink socket: %s", strerror(-self->ctl));
 	r = family_get(self->ctl, "TCM-USER", &self->fam);
 	ASSERT_EQ(0, r) MSG("no generic netlink family TCM-USER: %s", err_name(r));
 	self->ev = nl_open();
 	ASSERT_LE(0, self->ev) MSG("netlink socket: %s", strerror(-self->ev));
-	ASSERT_NE(0u, self->fam.grp) MSG("TCM-USER has no group \"config\" (%s)",
-					self->fam.grp_names);
+	ASSERT_NE(0u, self->fam.grp)
+		MSG("TCM-USER has no group \"config\" (%s)", self->fam.grp_names);
 	r = nl_subscribe(self->ev, self->fam.grp);
 	ASSERT_EQ(0, r) MSG("join group config (%u): %s", self->fam.grp, err_name(r));
 	/* A known state: replies off, no devices left by an earlier (killed) run. */
@@ -995,7 +1015,8 @@ TEST_F(nl, family)
 	EXPECT_EQ(1, self->fam.ngrps) MSG("groups: %s", self->fam.grp_names);
 	EXPECT_STREQ("config", self->fam.grp_names);
 	EXPECT_EQ(4, self->fam.nops) MSG("number of commands");
-	for (unsigned int c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
+	for (unsigned int c = 0; c < ARRAY_SIZE(cmds); c++) {
+		uint32_t flags;
 		int found = -1;
 
 		for (int i = 0; i < self->fam.nops; i++)
@@ -1004,13 +1025,15 @@ TEST_F(nl, family)
 		EXPECT_LE(0, found) MSG("command %s missing", cmd_name(cmds[c]));
 		if (found < 0)
 			continue;
-		/* GENL_ADMIN_PERM | GENL_CMD_CAP_DO (| GENL_CMD_CAP_HASPOL: the family's policy). */
+		flags = self->fam.op_flags[found];
+		/*
+		 * GENL_ADMIN_PERM | GENL_CMD_CAP_DO (| GENL_CMD_CAP_HASPOL: the family's policy).
+		 */
 		EXPECT_EQ((uint32_t)(GENL_ADMIN_PERM | GENL_CMD_CAP_DO),
-			  self->fam.op_flags[found] & (GENL_ADMIN_PERM | GENL_CMD_CAP_DO | GENL_CMD_CAP_DUMP))
-			MSG("%s: flags %#x", cmd_name(cmds[c]), self->fam.op_flags[found]);
-		if (self->fam.op_flags[found] != (GENL_ADMIN_PERM | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL))
-			MSG("DIFFERENCE: %s flags %#x (C: %#x)", cmd_name(cmds[c]),
-			    self->fam.op_flags[found],
+			  flags & (GENL_ADMIN_PERM | GENL_CMD_CAP_DO | GENL_CMD_CAP_DUMP))
+			MSG("%s: flags %#x", cmd_name(cmds[c]), flags);
+		if (flags != (GENL_ADMIN_PERM | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL))
+			MSG("DIFFERENCE: %s flags %#x (C: %#x)", cmd_name(cmds[c]), flags,
 			    GENL_ADMIN_PERM | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL);
 	}
 	/* Names are exact. */
@@ -1045,7 +1068,8 @@ TEST_F(nl, events)
 		MSG("no ADDED_DEVICE");
 	MSG("enable: %s", event_str(&e, buf, sizeof(buf)));
 	check_event_dev(_metadata, &e, 0, NL_DEV_CONFIG, 0);
-	EXPECT_FALSE(e.has_cfg || e.has_size || e.has_wc) MSG("ADDED_DEVICE with reconfig attributes");
+	EXPECT_FALSE(e.has_cfg || e.has_size || e.has_wc)
+		MSG("ADDED_DEVICE with reconfig attributes");
 	minor = e.minor;
 	id = e.id;
 	dev_attr(p, sizeof(p), 0, "attrib/nl_reply_supported");
@@ -1102,7 +1126,8 @@ TEST_F(nl, no_listener)
 	self->ev = -1;
 	dev_new(_metadata, self, 0);
 	dev_attr(p, sizeof(p), 0, "enable");
-	ASSERT_EQ(0, (r = write_nowait(self, p, "1"))) MSG("enable with no listener: %s", err_name(r));
+	r = write_nowait(self, p, "1");
+	ASSERT_EQ(0, r) MSG("enable with no listener: %s", err_name(r));
 	dev_attr(p, sizeof(p), 0, "attrib/dev_size");
 	r = write_nowait(self, p, "2097152");
 	EXPECT_EQ(-ESRCH, r) MSG("dev_size with no listener: %s", err_name(r));
@@ -1206,8 +1231,10 @@ TEST_F(nl, reply_reconfig)
 	EXPECT_LT(0, read_file(p, buf, sizeof(buf)));
 	EXPECT_STREQ("1", buf);
 
-	/* Each reconfiguration refused (the write fails with the status, nothing changes), then
-	 * accepted. */
+	/*
+	 * Each reconfiguration refused (the write fails with the status, nothing changes), then
+	 * accepted.
+	 */
 	for (unsigned int k = 0; k < ARRAY_SIZE(reconfigs); k++) {
 		const struct reconfig *rc = &reconfigs[k];
 		char before[256];
@@ -1217,7 +1244,8 @@ TEST_F(nl, reply_reconfig)
 		handshake(_metadata, self, 0, rc->attr, rc->val, TCMU_CMD_RECONFIG_DEVICE,
 			  rc->refuse, rc->refuse, &e);
 		check_reconfig(_metadata, &e, 0, minor, rc, before);
-		handshake(_metadata, self, 0, rc->attr, rc->val, TCMU_CMD_RECONFIG_DEVICE, 0, 0, &e);
+		handshake(_metadata, self, 0, rc->attr, rc->val, TCMU_CMD_RECONFIG_DEVICE, 0, 0,
+			  &e);
 		check_reconfig(_metadata, &e, 0, minor, rc, rc->val);
 	}
 
@@ -1296,13 +1324,15 @@ TEST_F(nl, bad_replies)
 		 * tcmu_genl_cmd_done() takes the pending command off its list before it checks
 		 * the kind of reply: a wrong kind leaves the write waiting for ever.
 		 */
-		MSG("not sent: a *_DONE of the wrong kind (it would leave the enable waiting for ever)");
+		MSG("%s",
+		    "not sent: a *_DONE of the wrong kind (it would leave the enable waiting for ever)");
 	} else {
 		r = send_done(self->ctl, &self->fam, TCMU_CMD_RECONFIG_DEVICE_DONE, R_BOTH, 0, e.id,
 			      ext, sizeof(ext));
 		EXPECT_EQ(-EINVAL, r) MSG("RECONFIG_DEVICE_DONE while ADDED_DEVICE waits: %s %s",
 					  err_name(r), ext);
-		MSG("DIFFERENCE: a *_DONE of the wrong kind is refused with EINVAL and the event still waits (the C module drops it: the write waits for ever)");
+		MSG("%s",
+		    "DIFFERENCE: a *_DONE of the wrong kind is refused with EINVAL and the event still waits (the C module drops it: the write waits for ever)");
 	}
 	EXPECT_FALSE(writer_wait(w, BLOCK_MS)) MSG("enable ended after bad replies: %s",
 						   err_name(w->res));
@@ -1406,11 +1436,13 @@ TEST_F_TIMEOUT(nl, reply_timeout, 75)
 	/* Each module must take its own branch: tcmu_rs times out, C waits on. */
 	ended = writer_wait(w, RS_REPLY_TIMEOUT_MS + 5000);
 	if (!is_c_module())
-		ASSERT_TRUE(ended) MSG("tcmu_rs: enable still waits %d ms after a request with no reply",
-				       RS_REPLY_TIMEOUT_MS + 5000);
+		ASSERT_TRUE(ended)
+			MSG("tcmu_rs: enable still waits %d ms after a request with no reply",
+			    RS_REPLY_TIMEOUT_MS + 5000);
 	if (ended) {
-		MSG("DIFFERENCE: with no reply, enable ended after %llu ms with %s (the C module waits for ever)",
-		    (unsigned long long)(w->t1 - w->t0), err_name(w->res));
+		MSG("DIFFERENCE: with no reply, enable ended after %llu ms with %s %s",
+		    (unsigned long long)(w->t1 - w->t0), err_name(w->res),
+		    "(the C module waits for ever)");
 		ASSERT_FALSE(is_c_module()) MSG("the C module's enable ended without a reply");
 		EXPECT_EQ(-ETIMEDOUT, w->res);
 		EXPECT_LE(RS_REPLY_TIMEOUT_MS - 1000, (long)(w->t1 - w->t0));
@@ -1445,7 +1477,8 @@ TEST_F(nl, signal)
 		if (is_c_module())
 			MSG("the killed enable ended (C waits uninterruptibly?)");
 		else
-			MSG("DIFFERENCE: SIGKILL ends a write that waits for a reply (the C module waits uninterruptibly)");
+			MSG("%s",
+			    "DIFFERENCE: SIGKILL ends a write that waits for a reply (the C module waits uninterruptibly)");
 		EXPECT_TRUE(w->signaled);
 		r = reply(self, TCMU_CMD_ADDED_DEVICE_DONE, 0, e.id);
 		EXPECT_EQ(-ENODEV, r) MSG("ADDED_DEVICE_DONE after the writer died: %s",
@@ -1489,7 +1522,8 @@ TEST_F(nl, block_netlink)
 	/* Replies off: nothing waits, nothing is blocked. */
 	dev_new(_metadata, self, 0);
 	dev_attr(p, sizeof(p), 0, "enable");
-	EXPECT_EQ(0, (r = write_nowait(self, p, "1"))) MSG("enable, blocked, replies off: %s", err_name(r));
+	r = write_nowait(self, p, "1");
+	EXPECT_EQ(0, r) MSG("enable, blocked, replies off: %s", err_name(r));
 	EXPECT_EQ(0, ev_wait(_metadata, self, TCMU_CMD_ADDED_DEVICE, EVENT_MS, &e, NULL));
 
 	/* Replies on: the enable fails at once, without an event. */

@@ -22,28 +22,30 @@
 TEST_F(ring, mailbox)
 {
 	struct ring *r = &self->r;
-	char buf[512];
+	char buf[512], caps[64];
 
 	dev_create(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
-	TH_LOG("%s: mailbox version %u flags %#x (OOOC %d READ_LEN %d TMR %d KEEP_BUF %d) cmdr_off %u cmdr_size %u map %zu",
-	       module_name(), r->mb->version, r->mb->flags,
-	       !!(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_OOOC),
-	       !!(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_READ_LEN),
-	       !!(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_TMR),
-	       !!(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_KEEP_BUF),
+	snprintf(caps, sizeof(caps), "OOOC %d READ_LEN %d TMR %d KEEP_BUF %d",
+		 !!(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_OOOC),
+		 !!(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_READ_LEN),
+		 !!(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_TMR),
+		 !!(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_KEEP_BUF));
+	TH_LOG("%s: mailbox version %u flags %#x (%s) cmdr_off %u cmdr_size %u map %zu",
+	       module_name(), READ_ONCE(r->mb->version), READ_ONCE(r->mb->flags), caps,
 	       r->cmdr_off, r->cmdr_size, r->map_size);
-	EXPECT_EQ(TCMU_MAILBOX_VERSION, r->mb->version);
+	EXPECT_EQ(TCMU_MAILBOX_VERSION, READ_ONCE(r->mb->version));
 	EXPECT_EQ(sizeof(struct tcmu_mailbox), r->cmdr_off);
 	EXPECT_EQ(128, r->cmdr_off);
 	EXPECT_EQ((1u << 20) - 128, r->cmdr_size);
-	EXPECT_TRUE(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_OOOC);
-	EXPECT_TRUE(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_READ_LEN);
+	EXPECT_TRUE(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_OOOC);
+	EXPECT_TRUE(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_READ_LEN);
 	/*
 	 * Only defined capabilities. (The C module advertises all four; CAP_TMR and
 	 * CAP_KEEP_BUF are optional: logged above, not required.)
 	 */
-	EXPECT_EQ(0, r->mb->flags & ~(TCMU_MAILBOX_FLAG_CAP_OOOC | TCMU_MAILBOX_FLAG_CAP_READ_LEN |
-				      TCMU_MAILBOX_FLAG_CAP_TMR | TCMU_MAILBOX_FLAG_CAP_KEEP_BUF));
+	EXPECT_EQ(0, READ_ONCE(r->mb->flags) &
+		  ~(TCMU_MAILBOX_FLAG_CAP_OOOC | TCMU_MAILBOX_FLAG_CAP_READ_LEN |
+		    TCMU_MAILBOX_FLAG_CAP_TMR | TCMU_MAILBOX_FLAG_CAP_KEEP_BUF));
 	/* Mailbox + ring + max_data_area_mb of data. */
 	EXPECT_EQ((1u << 20) + (4u << 20), r->map_size);
 	EXPECT_EQ(0, ring_head(r));
@@ -130,9 +132,10 @@ TEST_F_TIMEOUT(ring, pad_at_wrap, 240)
 		free(j);
 		self->njobs--;
 	}
-	TH_LOG("%s: %u commands in %llu ms; entries: TUR %u, READ(10) %u bytes; PAD at %u len %u, next entry at %u len %u",
-	       module_name(), sent, (unsigned long long)(now_ms() - t0), tur_len, rd_len,
-	       r->pad_off, r->pad_len, r->after_pad_off, r->after_pad_len);
+	TH_LOG("%s: %u commands in %llu ms; entries: TUR %u, READ(10) %u bytes", module_name(),
+	       sent, (unsigned long long)(now_ms() - t0), tur_len, rd_len);
+	TH_LOG("%s: PAD at %u len %u, next entry at %u len %u", module_name(), r->pad_off,
+	       r->pad_len, r->after_pad_off, r->after_pad_len);
 	ASSERT_EQ(1, r->npads) TH_LOG("no PAD after %u commands", sent);
 	EXPECT_EQ(r->cmdr_size, r->pad_off + r->pad_len);
 	EXPECT_EQ(0, r->pad_len % 8);
@@ -161,7 +164,7 @@ TEST_F(ring, out_of_order_completion)
 	int held;
 
 	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
-	if (!(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_OOOC))
+	if (!(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_OOOC))
 		SKIP(return, "no CAP_OOOC");
 	/*
 	 * The first completion must go into the first READ's slot: no command of sd's probe may
@@ -196,8 +199,8 @@ TEST_F(ring, out_of_order_completion)
 	if (r->ncmds - n0 == 2) {
 		EXPECT_EQ(ca->off, ring_tail(r)) TH_LOG("first entry is not at the tail");
 	} else {
-		TH_LOG("%u other commands came in between (late probe): the second READ's completion does not go into the first's slot",
-		       r->ncmds - n0 - 2);
+		TH_LOG("%u other commands came in between (late probe): %s", r->ncmds - n0 - 2,
+		       "the second READ's completion does not go into the first's slot");
 	}
 	TH_LOG("cmd %u at %u, cmd %u at %u: completing %u first", ca->id, ca->off, cb->id,
 	       cb->off, cb->id);
@@ -205,7 +208,8 @@ TEST_F(ring, out_of_order_completion)
 	EXPECT_EQ(0, complete_good(r, cb));
 	pthread_mutex_unlock(&r->lock);
 
-	EXPECT_TRUE(job_wait(b, 5000)) TH_LOG("second READ not completed by its out-of-order completion");
+	EXPECT_TRUE(job_wait(b, 5000))
+		TH_LOG("second READ not completed by its out-of-order completion");
 	EXPECT_FALSE(job_done(a)) TH_LOG("first READ completed by the second's completion");
 
 	pthread_mutex_lock(&r->lock);
@@ -258,7 +262,10 @@ TEST_F(ring, unknown_op)
 	ASSERT_EQ(0, j->rc);
 	EXPECT_EQ(SAM_STAT_CHECK_CONDITION, j->h.status);
 	EXPECT_EQ(0, j->h.host_status);
-	/* C: target_complete_cmd(CHECK CONDITION) -> NOT READY, LOGICAL UNIT COMMUNICATION FAILURE. */
+	/*
+	 * C: target_complete_cmd(CHECK CONDITION) -> NOT READY, LOGICAL UNIT COMMUNICATION
+	 * FAILURE.
+	 */
 	ASSERT_LE(14, j->h.sb_len_wr);
 	EXPECT_EQ(NOT_READY, j->sense[2] & 0xf);
 	EXPECT_EQ(0x08, j->sense[12]);
@@ -301,7 +308,7 @@ TEST_F(ring, read_len_residual)
 	int stale = 0;
 
 	dev_start(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
-	if (!(r->mb->flags & TCMU_MAILBOX_FLAG_CAP_READ_LEN))
+	if (!(READ_ONCE(r->mb->flags) & TCMU_MAILBOX_FLAG_CAP_READ_LEN))
 		SKIP(return, "no CAP_READ_LEN");
 	r->hold = 1;
 	cdb_rw10(cdb, 0x28, 40, 8);
@@ -318,7 +325,8 @@ TEST_F(ring, read_len_residual)
 		data_fill_pattern(r, c, 40, 2048);
 		memset(junk, 0xee, sizeof(junk));
 		data_fill(r, c, 2048, junk, sizeof(junk));
-		EXPECT_EQ(0, ring_complete(r, c, SAM_STAT_GOOD, TCMU_UFLAG_READ_LEN, 2048, NULL, 0));
+		EXPECT_EQ(0, ring_complete(r, c, SAM_STAT_GOOD, TCMU_UFLAG_READ_LEN, 2048,
+					   NULL, 0));
 	}
 	pthread_mutex_unlock(&r->lock);
 	ASSERT_TRUE(job_wait(j, 5000));
@@ -389,7 +397,8 @@ TEST_F(ring, multi_iovec)
 		EXPECT_GE(r->map_size, base + len);
 		EXPECT_LT(0, len);
 		/* Never B's block. */
-		EXPECT_TRUE(base + len <= bb || base >= bb + blk) TH_LOG("iov[%u] overlaps B's buffer", i);
+		EXPECT_TRUE(base + len <= bb || base >= bb + blk)
+			TH_LOG("iov[%u] overlaps B's buffer", i);
 		sum += len;
 	}
 	EXPECT_EQ(0, cc->iov_bidi_cnt);
@@ -409,7 +418,8 @@ TEST_F(ring, multi_iovec)
 	got = malloc(4 * blk);
 	memset(got, 0, 4 * blk);
 	data_read(r, cc, 0, got, 4 * blk);
-	EXPECT_EQ(0, memcmp(got, c->buf, 4 * blk)) TH_LOG("data in the ring differs from the WRITE's");
+	EXPECT_EQ(0, memcmp(got, c->buf, 4 * blk))
+		TH_LOG("data in the ring differs from the WRITE's");
 	free(got);
 	EXPECT_EQ(0, complete_good(r, cc));
 	EXPECT_EQ(0, complete_good(r, cb));
@@ -469,7 +479,8 @@ TEST_F_TIMEOUT(ring, ring_full_then_drained, 90)
 	/* C: 1 MiB / 64 KiB. */
 	EXPECT_EQ((1 << 20) / LEN, held);
 	for (int i = 0; i < NJOBS; i++) {
-		EXPECT_FALSE(job_done(jobs[i])) TH_LOG("WRITE %d completed without the handler", i);
+		EXPECT_FALSE(job_done(jobs[i]))
+			TH_LOG("WRITE %d completed without the handler", i);
 	}
 
 	/* Nothing moves while nothing is completed; no entry was overwritten. */

@@ -13,9 +13,9 @@
  * command occupied that slot, then cmd_tail is advanced and 4 bytes are written to the
  * UIO device.
  *
- * The including file names the fixture this defines (its data is tdev_t):
+ * The including file names the fixture this defines (its data is tdev_t) before it
+ * includes this header:
  *	#define TDEV_FIXTURE ring
- *	#include "tcmu_util.h"
  *
  * Needs tcm_loop (CONFIG_LOOPBACK_TARGET), sd and sg. Run with the module under test
  * loaded (TCMU_MODULE may name it, for the log only).
@@ -24,7 +24,7 @@
 #define TCMU_UTIL_H
 
 #ifndef TDEV_FIXTURE
-#error "define TDEV_FIXTURE (the fixture name) before including tcmu_util.h"
+#error "define TDEV_FIXTURE (the fixture name) before including this header"
 #endif
 
 #ifndef _GNU_SOURCE
@@ -58,8 +58,17 @@
 /* M(TDEV_FIXTURE) with TDEV_FIXTURE expanded first: FIXTURE(ring), FIXTURE_SETUP(ring)... */
 #define TDEV_EXPAND_(m, f)	m(f)
 #define tdev_t			TDEV_EXPAND_(FIXTURE_DATA, TDEV_FIXTURE)
-/* For helpers only some of the including files use. */
-#define TDEV_UNUSED		__attribute__((unused))
+
+/*
+ * For what another thread, a forked handler or the kernel (the mailbox) changes under us:
+ * each access is made, once and whole, as with the kernel's macros (relaxed atomics here).
+ */
+#ifndef READ_ONCE
+#define READ_ONCE(x)		__atomic_load_n(&(x), __ATOMIC_RELAXED)
+#endif
+#ifndef WRITE_ONCE
+#define WRITE_ONCE(x, val)	__atomic_store_n(&(x), (val), __ATOMIC_RELAXED)
+#endif
 
 #define CFG		"/sys/kernel/config/target"
 #define CORE		CFG "/core"
@@ -243,7 +252,7 @@ struct ring {
 	char uio[32];
 	uint8_t *map;
 	size_t map_size;
-	volatile struct tcmu_mailbox *mb;
+	struct tcmu_mailbox *mb;	/* READ_ONCE() or atomics only */
 	uint8_t *cmdr;
 	uint32_t cmdr_off, cmdr_size;
 	uint32_t rd;			/* next entry to look at */
@@ -251,11 +260,14 @@ struct ring {
 	uint64_t size;
 	char model[17];
 
-	/* Guards the ring and what follows. No ASSERT_*() while holding it: the teardown takes it. */
+	/*
+	 * Guards the ring and what follows. No ASSERT_*() while holding it: the teardown
+	 * takes it.
+	 */
 	pthread_mutex_t lock;
 	pthread_t th;
 	int th_running;
-	volatile int stop;
+	int stop;			/* READ_ONCE()/WRITE_ONCE() */
 
 	int hold;			/* keep the tests' commands */
 	uint64_t hold_from_lba;		/* ... only those from this LBA on (0: all) */
@@ -288,7 +300,7 @@ struct ring {
 };
 
 static void ring_err(struct ring *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+	__printf(2, 3);
 
 static void ring_err(struct ring *r, const char *fmt, ...)
 {
@@ -563,7 +575,8 @@ static struct cmd *parse_cmd(struct ring *r, uint32_t len)
 	if (n > (len - ENTRY_IOV_OFF) / sizeof(struct iovec)) {
 		ring_err(r, "entry at %u (len %u): %u iovecs do not fit", r->rd, len, n);
 		n = 0;
-		c->iov_cnt = c->iov_bidi_cnt = 0;
+		c->iov_cnt = 0;
+		c->iov_bidi_cnt = 0;
 	}
 	c->iov = calloc(n + 1, sizeof(struct iovec));
 	memcpy(c->iov, (uint8_t *)e + ENTRY_IOV_OFF, n * sizeof(struct iovec));
@@ -607,7 +620,7 @@ static int held_wanted(struct ring *r, const struct cmd *c)
 }
 
 /* Checks TMR entries against the commands seen (see struct ring): allocates the table. */
-static TDEV_UNUSED int tmr_check_on(struct ring *r, uint64_t abort_from_lba)
+static inline int tmr_check_on(struct ring *r, uint64_t abort_from_lba)
 {
 	r->id_lba = calloc(65536, sizeof(r->id_lba[0]));
 	r->abort_from_lba = abort_from_lba;
@@ -649,8 +662,9 @@ static void ring_process(struct ring *r)
 	uint32_t head = ring_head(r);
 
 	if (head % TCMU_OP_ALIGN_SIZE || head >= r->cmdr_size) {
-		ring_err(r, "cmd_head %u: not 8-aligned or beyond the ring (%u)", head, r->cmdr_size);
-		r->stop = 1;
+		ring_err(r, "cmd_head %u: not 8-aligned or beyond the ring (%u)", head,
+			 r->cmdr_size);
+		WRITE_ONCE(r->stop, 1);
 		return;
 	}
 	while (r->rd != head) {
@@ -661,7 +675,7 @@ static void ring_process(struct ring *r)
 		if (!len || len % TCMU_OP_ALIGN_SIZE || r->rd + len > r->cmdr_size) {
 			ring_err(r, "entry at %u: bad length %u (op %u, ring %u)", r->rd, len, op,
 				 r->cmdr_size);
-			r->stop = 1;
+			WRITE_ONCE(r->stop, 1);
 			return;
 		}
 		if (r->after_pad_pending) {
@@ -685,7 +699,8 @@ static void ring_process(struct ring *r)
 			r->ncmds++;
 			c = parse_cmd(r, len);
 			r->rd = (r->rd + len) % r->cmdr_size;
-			r->last_ms = c->seen_ms = now_ms();
+			c->seen_ms = now_ms();
+			r->last_ms = c->seen_ms;
 			if (r->id_lba)
 				tmr_check_cmd(r, c);
 			if (r->hold && is_test_cmd(c) && r->nheld < MAX_HELD && held_wanted(r, c))
@@ -724,7 +739,7 @@ static void *ring_thread(void *arg)
 {
 	struct ring *r = arg;
 
-	while (!r->stop) {
+	while (!READ_ONCE(r->stop)) {
 		struct pollfd p = { .fd = r->fd, .events = POLLIN };
 		uint32_t count;
 
@@ -803,14 +818,15 @@ struct job {
 	int started, joined;
 	unsigned int timeout_ms;	/* SG_IO timeout; 0: SG_TIMEOUT_MS */
 	uint64_t t_start, t_done;	/* now_ms() around the ioctl */
-	volatile int done;
+	int done;			/* atomics only */
 };
 
 static void job_run(struct job *j)
 {
 	int fd = open(j->dev, O_RDWR);
 
-	j->t_start = j->t_done = now_ms();
+	j->t_start = now_ms();
+	j->t_done = j->t_start;
 	if (fd < 0) {
 		j->rc = -1;
 		j->err = errno;
@@ -846,7 +862,7 @@ static int job_done(struct job *j)
 	return __atomic_load_n(&j->done, __ATOMIC_ACQUIRE);
 }
 
-static TDEV_UNUSED int job_ok(struct job *j)
+static inline int job_ok(struct job *j)
 {
 	return j->rc == 0 && j->h.status == SAM_STAT_GOOD && j->h.host_status == 0;
 }
@@ -932,7 +948,7 @@ static void job_start(struct job *j)
 	if (!j->started) {
 		j->rc = -1;
 		j->err = EAGAIN;
-		j->done = 1;
+		WRITE_ONCE(j->done, 1);
 	}
 }
 
@@ -953,8 +969,8 @@ static int job_wait(struct job *j, unsigned int ms)
 }
 
 /* Runs one command synchronously from the calling thread. */
-static TDEV_UNUSED struct job *sg_cmd(tdev_t *self, const uint8_t *cdb, int cdb_len, int dir,
-			  uint32_t len)
+static inline struct job *sg_cmd(tdev_t *self, const uint8_t *cdb, int cdb_len, int dir,
+				 uint32_t len)
 {
 	struct job *j = job_new(self, cdb, cdb_len, dir, len);
 
@@ -962,11 +978,15 @@ static TDEV_UNUSED struct job *sg_cmd(tdev_t *self, const uint8_t *cdb, int cdb_
 	return j;
 }
 
-static TDEV_UNUSED void job_log(struct __test_metadata *_metadata, const char *what, struct job *j)
+static inline void job_log(struct __test_metadata *_metadata, const char *what, struct job *j)
 {
-	TH_LOG("%s: rc %d (%s) status %#x host %#x driver %#x resid %d sense %02x/%02x/%02x (%u bytes)",
+	char sense[32];
+
+	snprintf(sense, sizeof(sense), "%02x/%02x/%02x (%u bytes)", j->sense[2] & 0xf,
+		 j->sense[12], j->sense[13], j->h.sb_len_wr);
+	TH_LOG("%s: rc %d (%s) status %#x host %#x driver %#x resid %d sense %s",
 	       what, j->rc, strerror(j->err), j->h.status, j->h.host_status, j->h.driver_status,
-	       j->h.resid, j->sense[2] & 0xf, j->sense[12], j->sense[13], j->h.sb_len_wr);
+	       j->h.resid, sense);
 }
 
 static const char *module_name(void)
@@ -997,8 +1017,8 @@ static void dev_make(struct __test_metadata *_metadata, tdev_t *self,
 	self->hba_made = 1;
 	ASSERT_EQ(0, mkdir(DEV, 0755)) TH_LOG("mkdir %s: %s", DEV, strerror(errno));
 	self->dev_made = 1;
-	snprintf(buf, sizeof(buf),
-		 "dev_config=" DEV_CONFIG ",dev_size=%llu,hw_block_size=%u,nl_reply_supported=-1,%s",
+	snprintf(buf, sizeof(buf), "dev_config=" DEV_CONFIG
+		 ",dev_size=%llu,hw_block_size=%u,nl_reply_supported=-1,%s",
 		 (unsigned long long)size, bs, extra);
 	ASSERT_EQ(0, write_file(DEV "/control", buf)) TH_LOG("control '%s' refused", buf);
 }
@@ -1065,8 +1085,8 @@ static int ring_map(struct ring *r)
 		return err;
 	}
 	r->mb = (void *)r->map;
-	r->cmdr_off = r->mb->cmdr_off;
-	r->cmdr_size = r->mb->cmdr_size;
+	r->cmdr_off = READ_ONCE(r->mb->cmdr_off);
+	r->cmdr_size = READ_ONCE(r->mb->cmdr_size);
 	if (r->cmdr_off % 8 || !r->cmdr_size || r->cmdr_size % 8 ||
 	    (uint64_t)r->cmdr_off + r->cmdr_size > r->map_size)
 		return -EPROTO;
@@ -1093,18 +1113,18 @@ static void ring_start(struct __test_metadata *_metadata, tdev_t *self)
 {
 	struct ring *r = &self->r;
 
-	r->stop = 0;
+	WRITE_ONCE(r->stop, 0);
 	ASSERT_EQ(0, pthread_create(&r->th, NULL, ring_thread, r));
 	r->th_running = 1;
 }
 
 /* The handler goes away: stops its thread, unmaps and closes the UIO device. */
-static TDEV_UNUSED void ring_detach(tdev_t *self)
+static inline void ring_detach(tdev_t *self)
 {
 	struct ring *r = &self->r;
 
 	if (r->th_running) {
-		r->stop = 1;
+		WRITE_ONCE(r->stop, 1);
 		pthread_join(r->th, NULL);
 		r->th_running = 0;
 	}
@@ -1180,10 +1200,12 @@ static void dev_export(struct __test_metadata *_metadata, tdev_t *self)
 	snprintf(self->sg, sizeof(self->sg), "/dev/%s", sgname);
 	if (stat(self->sg, &st)) {
 		unsigned int maj, min;
+		int n;
 
 		snprintf(path, sizeof(path), "/sys/class/scsi_generic/%s/dev", sgname);
 		ASSERT_LT(0, read_file(path, buf, sizeof(buf)));
-		ASSERT_EQ(2, sscanf(buf, "%u:%u", &maj, &min));
+		n = sscanf(buf, "%u:%u", &maj, &min);
+		ASSERT_EQ(2, n);
 		snprintf(self->sg, sizeof(self->sg), "/tmp/tcmu_ring_%s", sgname);
 		unlink(self->sg);
 		ASSERT_EQ(0, mknod(self->sg, S_IFCHR | 0600, makedev(maj, min)));
@@ -1289,7 +1311,7 @@ TDEV_EXPAND_(FIXTURE_TEARDOWN, TDEV_FIXTURE)
 		rmdir(LOOP);
 	}
 	if (r->th_running) {
-		r->stop = 1;
+		WRITE_ONCE(r->stop, 1);
 		pthread_join(r->th, NULL);
 		/* Commands served after the initiators finished (sd's remove path). */
 		ring_release_all(r);
