@@ -154,12 +154,30 @@ rustfmt_gate() {
 	fi
 }
 
+# The kernel's C style: checkpatch --strict on our C (selftests, rust helpers). Userspace
+# selftests cannot use the kernel's u8..u64, so PREFER_KERNEL_TYPES is not checked there.
+checkpatch_gate() {
+	local f out bad=0
+	for f in "$TOP"/tools/testing/selftests/tcmu/*.[ch] "$TOP"/rust/helpers/*.c; do
+		out=$(perl "$SRC/scripts/checkpatch.pl" --strict --no-tree --quiet --ignore PREFER_KERNEL_TYPES \
+			-f "$f" 2>&1) || { echo "$out" | grep -E '^(ERROR|WARNING|CHECK|#)' >&2; bad=1; }
+	done
+	if [ $bad = 0 ]; then
+		log "checkpatch: --strict clean on the selftests and rust helpers"
+		echo "checkpatch 1 0" >>"$RES/results"
+	else
+		log "checkpatch: findings above"
+		echo "checkpatch 0 1" >>"$RES/results"
+	fi
+}
+
 guest_tests() {
 	local t0=$SECONDS
 	log "kernel: build ($FLAVOUR)"
 	bash "$TOP/devtools/kernel.sh" build
 	stage_time "kernel build" $((SECONDS - t0))
 	no_panic_paths
+	checkpatch_gate
 	t0=$SECONDS
 	build_selftests
 	build_tools
