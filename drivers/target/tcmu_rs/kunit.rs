@@ -3,11 +3,11 @@
 //! The KUnit suite `tcmu_rs`.
 
 use crate::abi::{self, Opcode};
+use crate::cmd_ring::{self, CmdRing};
 use crate::cmds::{CmdTable, Inflight};
 use crate::fifo::{kunit_fifo_bounded, kunit_fifo_order};
 use crate::params::CMDR_OFF;
 use crate::response::{CmdInfo, DataDirection};
-use crate::ring::{self, CmdRing};
 use crate::smallvec::SmallVec;
 use crate::tmr::tmr_type;
 use kernel::{prelude::*, target};
@@ -107,7 +107,7 @@ fn kunit_tmr_type_as_c() {
 /// An entry that does not fit before the end of the ring is placed at offset 0 after a PAD
 /// that fills the end; reaping returns the PAD, then the entry, and the ring is empty again.
 fn kunit_ring_wraps_with_pad() {
-    let Ok(fifo) = KVVec::from_elem(0, ring::fifo_capacity(1024), GFP_KERNEL) else {
+    let Ok(fifo) = KVVec::from_elem(0, cmd_ring::fifo_capacity(1024), GFP_KERNEL) else {
         kernel::kunit_expect!(false, "alloc");
         return;
     };
@@ -118,7 +118,7 @@ fn kunit_ring_wraps_with_pad() {
     let first = r.reserve(640, Opcode::Cmd);
     kernel::kunit_expect_eq!(
         first,
-        Some(ring::Placement {
+        Some(cmd_ring::Placement {
             pad: None,
             offset: 0
         })
@@ -136,7 +136,7 @@ fn kunit_ring_wraps_with_pad() {
     let wrapped = r.reserve(512, Opcode::Cmd);
     kernel::kunit_expect_eq!(
         wrapped,
-        Some(ring::Placement {
+        Some(cmd_ring::Placement {
             pad: Some((640, 384)),
             offset: 0
         })

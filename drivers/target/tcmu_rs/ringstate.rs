@@ -5,6 +5,7 @@
 //! reset, teardown).
 
 use crate::blocks::{self, BlockAlloc};
+use crate::cmd_ring::{self, CmdRing};
 use crate::cmds::CmdTable;
 use crate::complete::Deferred;
 use crate::device::Settings;
@@ -12,7 +13,6 @@ use crate::fifo::Fifo;
 use crate::modparams::limits;
 use crate::params::{Params, CMDR_OFF};
 use crate::reclaim::{Reclaimer, GLOBAL_PAGES};
-use crate::ring::{self, CmdRing};
 use crate::stats::Stats;
 use crate::submit::{Handoff, Queued};
 use crate::tmr::Tmr;
@@ -185,7 +185,7 @@ impl Ring {
         let area = SharedArea::new(ring_bytes / PAGE_SIZE)?;
         write_mailbox(&area, p.cmdr_size);
 
-        let fifo = KVVec::from_elem(0, ring::fifo_capacity(p.cmdr_size), GFP_KERNEL)?;
+        let fifo = KVVec::from_elem(0, cmd_ring::fifo_capacity(p.cmdr_size), GFP_KERNEL)?;
         let ring = CmdRing::new(p.cmdr_size, fifo).ok_or(EINVAL)?;
         let bitmap = KVVec::from_elem(0, blocks::bitmap_words(p.max_blocks), GFP_KERNEL)?;
         let blocks = BlockAlloc::new(p.max_blocks, bitmap).ok_or(EINVAL)?;

@@ -30,6 +30,7 @@ use kernel::{
 mod abi;
 mod attrs;
 mod blocks;
+mod cmd_ring;
 mod cmds;
 mod complete;
 mod device;
@@ -44,7 +45,6 @@ mod params;
 mod race_delay;
 mod reclaim;
 mod response;
-mod ring;
 mod ringstate;
 mod sense;
 mod slots;
