@@ -5,7 +5,7 @@
 //! The kernel reads each value of a completed slot from shared memory once
 //! (with volatile reads) into a [`RawCmdEntry`] and passes it here together
 //! with the `len_op` it wrote into that slot itself (from
-//! [`super::ring::Slot`]). Everything in a [`RawCmdEntry`] is controlled by
+//! [`super::cmd_ring::Slot`]). Everything in a [`RawCmdEntry`] is controlled by
 //! the (possibly hostile) userspace handler.
 //!
 //! Decoding follows C's `tcmu_handle_completions` and

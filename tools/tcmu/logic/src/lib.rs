@@ -3,7 +3,7 @@
 //! Pure logic of the `tcmu_rs` kernel module, for host tests.
 //!
 //! The modules live in `drivers/target/tcmu_rs/` and are compiled verbatim
-//! both into the kernel module (`mod ring;` etc. next to `mod abi;`) and
+//! both into the kernel module (`mod cmd_ring;` etc. next to `mod abi;`) and
 //! into this crate. They only use `core`, contain no `unsafe` code, take
 //! their storage from the caller and never panic, whatever the values read
 //! from the userspace handler.
@@ -14,8 +14,8 @@
 #[path = "../../../../drivers/target/tcmu_rs/abi.rs"]
 pub mod abi;
 
-#[path = "../../../../drivers/target/tcmu_rs/ring.rs"]
-pub mod ring;
+#[path = "../../../../drivers/target/tcmu_rs/cmd_ring.rs"]
+pub mod cmd_ring;
 
 #[path = "../../../../drivers/target/tcmu_rs/entry.rs"]
 pub mod entry;

@@ -8,8 +8,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tcmu_logic::abi::Opcode;
+use tcmu_logic::cmd_ring::{fifo_capacity, CmdRing};
 use tcmu_logic::response::{decode_completion, CmdInfo, DataDirection, RawCmdEntry};
-use tcmu_logic::ring::{fifo_capacity, CmdRing};
 
 fn u32_at(d: &[u8], i: usize) -> u32 {
     let mut b = [0u8; 4];

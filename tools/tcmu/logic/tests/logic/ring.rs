@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use proptest::prelude::*;
 use tcmu_logic::abi::{hdr_get_len, hdr_get_op, hdr_len_op, Opcode, TCMU_OP_CMD, TCMU_OP_PAD};
-use tcmu_logic::ring::{fifo_capacity, CmdRing, Placement, RingError, Slot, MIN_ENTRY_SIZE};
+use tcmu_logic::cmd_ring::{fifo_capacity, CmdRing, Placement, RingError, Slot, MIN_ENTRY_SIZE};
 
 fn ring(size: u32) -> CmdRing<Vec<u32>> {
     CmdRing::new(size, vec![0; fifo_capacity(size)]).unwrap()

@@ -12,11 +12,11 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 use tcmu_logic::abi::*;
 use tcmu_logic::blocks::{bitmap_words, blocks_for, fill_iovecs, iov_count, BlockAlloc};
+use tcmu_logic::cmd_ring::{fifo_capacity, CmdRing, RingError};
 use tcmu_logic::entry::{
     cmd_entry_size, tmr_entry_size, write_cmd, write_pad, write_tmr, EntrySink,
 };
 use tcmu_logic::response::*;
-use tcmu_logic::ring::{fifo_capacity, CmdRing, RingError};
 
 use super::entry::{rd_u16, rd_u32, rd_u64};
 
