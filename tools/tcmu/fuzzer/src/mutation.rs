@@ -663,7 +663,7 @@ mod tests {
         assert_eq!(choose(&mut r, &all_avail(), &[]), None);
     }
 
-    /// The kernel's validation of `cmd_tail` (ring.rs `begin_reap` and the
+    /// The kernel's validation of `cmd_tail` (cmd_ring.rs `begin_reap` and the
     /// slot walk), for checking the generators.
     fn kernel_accepts(tail: u32, size: u32, last_cleaned: u32, head: u32, bounds: &[u32]) -> bool {
         if tail >= size || !tail.is_multiple_of(ALIGN) {
