@@ -50,8 +50,8 @@ else
 fi
 DIFF_SEEDS=${DIFF_SEEDS:-1-12}
 [[ $DIFF_SEEDS =~ ^[0-9]+-[0-9]+$ ]] || die "DIFF_SEEDS must be A-B"
-# About 6 s a seed on base (both modules).
-diff_secs() { local a=${DIFF_SEEDS%-*} b=${DIFF_SEEDS#*-}; echo $(((b - a + 1) * 6)); }
+# About 35 s a seed on base (both modules: device setup, LUN RESETs, timeouts).
+diff_secs() { local a=${DIFF_SEEDS%-*} b=${DIFF_SEEDS#*-}; echo $(((b - a + 1) * 35)); }
 FUZZ_TICK=${FUZZ_TICK:-5}
 [[ $FUZZ_MUTATIONS =~ ^[0-9]+$ ]] || die "FUZZ_MUTATIONS must be a number"
 [[ $FUZZ_TICK =~ ^[0-9]+$ ]] || die "FUZZ_TICK must be a number"

@@ -293,6 +293,25 @@ static void step_attr(tdev_t *self)
 		ret ? strerror(-ret) : "ok", buf);
 }
 
+/*
+ * After a LUN RESET the target core reports a UNIT ATTENTION to the next command: a TEST
+ * UNIT READY takes it here, so that it does not land on whichever command of the next step
+ * happens to arrive first.
+ */
+static void ua_take(tdev_t *self)
+{
+	uint8_t cdb[6] = { 0 };
+	struct job *j = job_new(self, cdb, 6, SG_DXFER_NONE, 0);
+
+	j->timeout_ms = 20000;
+	job_run(j);
+	fprintf(tr, "  test unit ready: rc %d status %02x", j->rc, j->h.status);
+	if (j->h.sb_len_wr)
+		fprintf(tr, " sense %x/%02x/%02x", j->sense[2] & 0xf, j->sense[12], j->sense[13]);
+	fputc('\n', tr);
+	jobs_forget(self);
+}
+
 struct reset_arg {
 	char dev[64];
 	int rc, err;
@@ -353,6 +372,7 @@ static void step_lun_reset(tdev_t *self)
 	fprintf(tr, "  reset: %s\n", ret ? "not started" : rs.rc ? strerror(rs.err) : "ok");
 	step_end(self, d, n);
 	write_file(DEV "/attrib/tmr_notification", "0");
+	ua_take(self);
 }
 
 /* reset_ring of level 1 or 2 with commands on the ring: what their initiators get. */
