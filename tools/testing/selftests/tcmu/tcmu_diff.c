@@ -312,31 +312,13 @@ static void ua_take(tdev_t *self)
 	jobs_forget(self);
 }
 
-struct reset_arg {
-	char dev[64];
-	int rc, err;
-};
-
-/* Resets the LUN (SG_SCSI_RESET: tcm_loop sends a LUN RESET). */
-static void *reset_run(void *arg)
-{
-	struct reset_arg *x = arg;
-	int op = SG_SCSI_RESET_DEVICE, fd = open(x->dev, O_RDWR | O_NONBLOCK);
-
-	x->rc = fd < 0 ? -1 : ioctl(fd, SG_SCSI_RESET, &op);
-	x->err = x->rc ? errno : 0;
-	if (fd >= 0)
-		close(fd);
-	return NULL;
-}
-
 /* A LUN RESET with commands held, notified to the handler or not. */
 static void step_lun_reset(tdev_t *self)
 {
 	struct ring *r = &self->r;
 	struct dcmd d[3];
 	int n = 1 + rnd(3), notify = rnd(2), ret;
-	struct reset_arg rs = { 0 };
+	struct reset_job rs = { 0 };
 	unsigned int ntmrs;
 	pthread_t th;
 
@@ -347,7 +329,7 @@ static void step_lun_reset(tdev_t *self)
 	ntmrs = r->ntmrs;
 	pthread_mutex_unlock(&r->lock);
 	snprintf(rs.dev, sizeof(rs.dev), "%s", self->sg);
-	ret = pthread_create(&th, NULL, reset_run, &rs);
+	ret = pthread_create(&th, NULL, reset_thread, &rs);
 	/* The handler sees the TMR entry (if notified) before it completes the commands. */
 	for (int i = 0; i < 200; i++) {
 		int seen;
@@ -386,20 +368,11 @@ static void step_reset_ring(tdev_t *self)
 	fprintf(tr, "reset-ring %d, level %d\n", n, level);
 	batch_start(self, d, n);
 	snprintf(v, sizeof(v), "%d", level);
-	pthread_mutex_lock(&r->lock);
-	ret = write_file(DEV "/action/reset_ring", v);
-	if (!ret) {
-		r->rd = 0;
-		while (r->nheld) {
-			struct cmd *c = r->held[--r->nheld];
-
-			free(c->iov);
-			free(c);
-		}
-	}
 	/* Commands retried after a BUSY come back: served from now on. */
+	pthread_mutex_lock(&r->lock);
 	r->hold = 0;
 	pthread_mutex_unlock(&r->lock);
+	ret = ring_reset_level(self, v);
 	fprintf(tr, "  reset_ring: %s\n", ret ? strerror(-ret) : "ok");
 	step_end(self, d, n);
 }

@@ -796,27 +796,6 @@ static unsigned int wait_tmrs(struct ring *r, unsigned int n, unsigned int ms)
 	}
 }
 
-/* A LUN reset from a thread (SG_SCSI_RESET_DEVICE: tcm_loop sends TMR LUN_RESET). */
-struct reset_job {
-	pthread_t th;
-	char dev[64];
-	int rc, err;
-	int done;			/* atomics only */
-};
-
-static void *reset_thread(void *arg)
-{
-	struct reset_job *rj = arg;
-	int op = SG_SCSI_RESET_DEVICE, fd = open(rj->dev, O_RDWR | O_NONBLOCK);
-
-	rj->rc = fd < 0 ? -1 : ioctl(fd, SG_SCSI_RESET, &op);
-	rj->err = rj->rc ? errno : 0;
-	if (fd >= 0)
-		close(fd);
-	__atomic_store_n(&rj->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /*
  * tmr_notification: the midlayer aborts a READ the handler holds (its SG_IO timeout
  * expires: tcm_loop sends ABORT TASK) and later resets the LUN (SG_SCSI_RESET: LUN RESET).

@@ -867,6 +867,27 @@ static inline int job_ok(struct job *j)
 	return j->rc == 0 && j->h.status == SAM_STAT_GOOD && j->h.host_status == 0;
 }
 
+/* A LUN reset from a thread (SG_SCSI_RESET_DEVICE: tcm_loop sends TMR LUN_RESET). */
+struct reset_job {
+	pthread_t th;
+	char dev[64];
+	int rc, err;
+	int done;			/* atomics only */
+};
+
+static inline void *reset_thread(void *arg)
+{
+	struct reset_job *rj = arg;
+	int op = SG_SCSI_RESET_DEVICE, fd = open(rj->dev, O_RDWR | O_NONBLOCK);
+
+	rj->rc = fd < 0 ? -1 : ioctl(fd, SG_SCSI_RESET, &op);
+	rj->err = rj->rc ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	__atomic_store_n(&rj->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
 /* ----------------------------------------------------------------------------------- */
 /* The fixture: a user device, its ring, a tcm_loop LUN                                */
 
@@ -1254,13 +1275,13 @@ static void dev_start(struct __test_metadata *_metadata, tdev_t *self,
  * kept out; the handler then starts over at offset 0 and forgets the commands it held.
  * Returns 0 or -errno.
  */
-static int ring_reset(tdev_t *self)
+static inline int ring_reset_level(tdev_t *self, const char *level)
 {
 	struct ring *r = &self->r;
 	int ret;
 
 	pthread_mutex_lock(&r->lock);
-	ret = write_file(DEV "/action/reset_ring", "1");
+	ret = write_file(DEV "/action/reset_ring", level);
 	if (!ret) {
 		r->rd = 0;
 		while (r->nheld) {
@@ -1272,6 +1293,11 @@ static int ring_reset(tdev_t *self)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
+}
+
+static int ring_reset(tdev_t *self)
+{
+	return ring_reset_level(self, "1");
 }
 
 TDEV_EXPAND_(FIXTURE_TEARDOWN, TDEV_FIXTURE)
