@@ -5,14 +5,17 @@
 //! kept with `KEEP_BUF`.
 
 use crate::abi;
-use crate::cmds::INLINE_BLOCKS;
+use crate::blocks::BlockAlloc;
+use crate::cmds::{CmdTable, INLINE_BLOCKS};
 use crate::device::User;
+use crate::error::BrokenRing;
 use crate::fifo::Fifo;
 use crate::params::CMDR_OFF;
 use crate::response::{self, CompletionKind, RawCmdEntry, SlotKind};
 use crate::ringstate::{Ring, RingState};
 use crate::sense;
 use crate::smallvec::SmallVec;
+use crate::stats::Stats;
 use core::sync::atomic::{fence, Ordering};
 use kernel::{
     page::{Page, PAGE_SIZE},
@@ -50,6 +53,33 @@ struct Finished {
     n: usize,
     /// Data-In bytes copied for the commands of the batch.
     copied: usize,
+}
+
+/// The ring state a reap changes besides the command ring, which its reaper holds.
+struct Reaping<'a> {
+    blocks: &'a mut BlockAlloc<KVVec<u64>>,
+    pages: &'a KVVec<Option<Page>>,
+    cmds: &'a mut CmdTable,
+    stats: &'a mut Stats,
+    deferred: &'a mut Fifo<Deferred>,
+    /// The handler's CPU (a hint): a copy is only deferred to another one.
+    here: i32,
+}
+
+/// Whether a reap defers the copy of `len` bytes of Data-In to the CPU that submitted the
+/// command: only for a large copy, while the ring is `busy`, and to an `other_cpu`.
+fn defers(stats: &mut Stats, len: usize, busy: bool, other_cpu: bool) -> bool {
+    if len < DEFER_COPY_MIN {
+        false
+    } else if !busy {
+        stats.defer_idle += 1;
+        false
+    } else if !other_cpu {
+        stats.defer_same_cpu += 1;
+        false
+    } else {
+        true
+    }
 }
 
 /// Completions a reap defers.
@@ -228,7 +258,7 @@ impl Ring {
         st: &mut RingState,
         tail: u32,
         done: &mut Finished,
-    ) -> Result<bool, &'static str> {
+    ) -> Result<bool, BrokenRing> {
         let RingState {
             ring,
             blocks,
@@ -238,117 +268,126 @@ impl Ring {
             deferred,
             ..
         } = st;
-        let mut reaper = ring.begin_reap(tail).map_err(|_| "bad cmd_tail")?;
-        let cmdr = CMDR_OFF as usize;
-        // The handler's CPU (a hint): a copy is only deferred to another one.
-        let here = current_cpu();
+        let mut r = Reaping {
+            blocks,
+            pages,
+            cmds,
+            stats,
+            deferred,
+            here: current_cpu(),
+        };
+        let mut reaper = ring.begin_reap(tail).map_err(|_| BrokenRing::BadCmdTail)?;
         loop {
             let slot = match reaper.peek() {
                 Ok(Some(slot)) => slot,
                 Ok(None) => return Ok(false),
-                Err(_) => return Err("cmd_tail inside an entry"),
+                Err(_) => return Err(BrokenRing::TailInsideEntry),
             };
-            let off = cmdr + slot.offset as usize;
-            let found = self
-                .area
-                .read_u32(off + abi::HDR_LEN_OP_OFFSET)
-                .ok_or("entry")?;
-            let kind =
-                response::check_len_op(slot.len_op, found).map_err(|_| "entry header changed")?;
-            if kind == SlotKind::Cmd {
-                let raw = RawCmdEntry {
-                    len_op: found,
-                    cmd_id: self
-                        .area
-                        .read_u16(off + abi::HDR_CMD_ID_OFFSET)
-                        .ok_or("entry")?,
-                    uflags: self
-                        .area
-                        .read_u8(off + abi::HDR_UFLAGS_OFFSET)
-                        .ok_or("entry")?,
-                    scsi_status: self
-                        .area
-                        .read_u8(off + abi::RSP_SCSI_STATUS_OFFSET)
-                        .ok_or("entry")?,
-                    read_len: self
-                        .area
-                        .read_u32(off + abi::RSP_READ_LEN_OFFSET)
-                        .ok_or("entry")?,
-                };
-                let hdr = response::decode_header(&raw, slot.len_op).map_err(|_| "bad entry")?;
-                let busy = cmds.len() >= DEFER_MIN_INFLIGHT;
-                let Some(inf) = cmds.get_mut(hdr.cmd_id) else {
-                    return Err("unknown cmd_id");
-                };
-                if inf.kept {
-                    return Err("cmd_id already completed with KEEP_BUF");
-                }
-                // A command that timed out was failed already: its late completion only
-                // releases the entry (and the blocks, unless kept).
-                let mut later = None;
-                if let Some(cmd) = inf.cmd.take() {
-                    stats.completed += 1;
-                    let kind = response::decode_status(&raw, &inf.info);
-                    let refs = match &kind {
-                        CompletionKind::Status(s)
-                            if !hdr.keep_buf && cmd.direction() == DataDir::FromDevice =>
-                        {
-                            let len = s.gather_len.map_or(0, |l| l as usize);
-                            if len < DEFER_COPY_MIN {
-                                None
-                            } else if !busy {
-                                stats.defer_idle += 1;
-                                None
-                            } else if cmd.cpu() == here {
-                                stats.defer_same_cpu += 1;
-                                None
-                            } else {
-                                self.page_refs(pages, &inf.dbis, len).map(|r| (r, len))
-                            }
-                        }
-                        _ => None,
-                    };
-                    let copy = refs.is_none();
-                    let (d, copied) =
-                        self.finish(pages, cmd, &inf.dbis, inf.n_first, kind, off, copy);
-                    match refs {
-                        None => done.push(d, copied),
-                        Some((pages, len)) => later = Some((d, pages, len)),
-                    }
-                }
-                if let Some((d, refs, len)) = later {
-                    // Its blocks stay allocated until the copy is done.
-                    let Some(inf) = cmds.remove(hdr.cmd_id) else {
-                        return Err("cmd table");
-                    };
-                    let def = Deferred {
-                        done: Some(d),
-                        dbis: inf.dbis,
-                        pages: refs,
-                        len,
-                    };
-                    match deferred.try_push(def) {
-                        Ok(()) => stats.deferred += 1,
-                        Err(mut def) => {
-                            def.copy();
-                            blocks.free(&def.dbis);
-                            if let Some(d) = def.done.take() {
-                                done.push(d, len);
-                            }
-                        }
-                    }
-                } else if hdr.keep_buf {
-                    inf.kept = true;
-                    inf.deadline = None;
-                } else if let Some(inf) = cmds.remove(hdr.cmd_id) {
-                    blocks.free(&inf.dbis);
-                }
+            let off = CMDR_OFF as usize + slot.offset as usize;
+            if let Some(raw) = self.read_cmd_entry(off, slot.len_op)? {
+                self.reap_cmd(&mut r, &raw, slot.len_op, off, done)?;
             }
-            reaper.consume().map_err(|_| "ring")?;
+            reaper.consume().map_err(|_| BrokenRing::Bookkeeping)?;
             if done.is_full() {
                 return Ok(reaper.remaining() > 0);
             }
         }
+    }
+
+    /// The handler's response in the entry at `off`, whose header the driver wrote as
+    /// `len_op`; `None` for a PAD. Each field is read once.
+    fn read_cmd_entry(&self, off: usize, len_op: u32) -> Result<Option<RawCmdEntry>, BrokenRing> {
+        let area = &self.area;
+        let found = area
+            .read_u32(off + abi::HDR_LEN_OP_OFFSET)
+            .ok_or(BrokenRing::Unreadable)?;
+        let kind = response::check_len_op(len_op, found).map_err(|_| BrokenRing::HeaderChanged)?;
+        if kind != SlotKind::Cmd {
+            return Ok(None);
+        }
+        let u8_at = |field: usize| area.read_u8(off + field).ok_or(BrokenRing::Unreadable);
+        Ok(Some(RawCmdEntry {
+            len_op: found,
+            cmd_id: area
+                .read_u16(off + abi::HDR_CMD_ID_OFFSET)
+                .ok_or(BrokenRing::Unreadable)?,
+            uflags: u8_at(abi::HDR_UFLAGS_OFFSET)?,
+            scsi_status: u8_at(abi::RSP_SCSI_STATUS_OFFSET)?,
+            read_len: area
+                .read_u32(off + abi::RSP_READ_LEN_OFFSET)
+                .ok_or(BrokenRing::Unreadable)?,
+        }))
+    }
+
+    /// Takes the completion `raw` (of the entry at `off`) of a command in flight: its
+    /// command completes (now, in `done`, or after a deferred copy) unless it timed out
+    /// before, and its blocks are freed, kept (`KEEP_BUF`) or freed after the copy.
+    fn reap_cmd(
+        &self,
+        r: &mut Reaping<'_>,
+        raw: &RawCmdEntry,
+        len_op: u32,
+        off: usize,
+        done: &mut Finished,
+    ) -> Result<(), BrokenRing> {
+        let hdr = response::decode_header(raw, len_op).map_err(|_| BrokenRing::BadEntry)?;
+        let busy = r.cmds.len() >= DEFER_MIN_INFLIGHT;
+        let inf = r.cmds.get_mut(hdr.cmd_id).ok_or(BrokenRing::UnknownCmdId)?;
+        if inf.kept {
+            return Err(BrokenRing::KeptTwice);
+        }
+        // A command that timed out was failed already: its late completion only releases the
+        // entry (and the blocks, unless kept).
+        let mut later = None;
+        if let Some(cmd) = inf.cmd.take() {
+            r.stats.completed += 1;
+            let kind = response::decode_status(raw, &inf.info);
+            let refs = match &kind {
+                CompletionKind::Status(s)
+                    if !hdr.keep_buf && cmd.direction() == DataDir::FromDevice =>
+                {
+                    let len = s.gather_len.map_or(0, |l| l as usize);
+                    if defers(r.stats, len, busy, cmd.cpu() != r.here) {
+                        self.page_refs(r.pages, &inf.dbis, len).map(|p| (p, len))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            let copy_from = refs.is_none().then_some((&inf.dbis[..], inf.n_first));
+            let (d, copied) = self.finish(r.pages, cmd, kind, off, copy_from);
+            match refs {
+                None => done.push(d, copied),
+                Some((pages, len)) => later = Some((d, pages, len)),
+            }
+        }
+        if let Some((d, refs, len)) = later {
+            // Its blocks stay allocated until the copy is done.
+            let inf = r.cmds.remove(hdr.cmd_id).ok_or(BrokenRing::Bookkeeping)?;
+            let def = Deferred {
+                done: Some(d),
+                dbis: inf.dbis,
+                pages: refs,
+                len,
+            };
+            match r.deferred.try_push(def) {
+                Ok(()) => r.stats.deferred += 1,
+                Err(mut def) => {
+                    def.copy();
+                    r.blocks.free(&def.dbis);
+                    if let Some(d) = def.done.take() {
+                        done.push(d, len);
+                    }
+                }
+            }
+        } else if hdr.keep_buf {
+            inf.kept = true;
+            inf.deadline = None;
+        } else if let Some(inf) = r.cmds.remove(hdr.cmd_id) {
+            r.blocks.free(&inf.dbis);
+        }
+        Ok(())
     }
 
     /// References to the pages holding the first `len` bytes of blocks `dbis` (the Data-In
@@ -405,19 +444,17 @@ impl Ring {
     }
 
     /// Takes the response `kind` read from the entry at `off` for a command the handler
-    /// finished: sense and (if `copy`) Data-In are copied now, the completion itself is
-    /// returned, to be made once the ring lock is dropped, with the number of Data-In bytes
-    /// copied.
-    #[allow(clippy::too_many_arguments)]
+    /// finished: sense and Data-In are copied now (the Data-In from `copy_from`, its blocks
+    /// and how many of them are the first ones, unless the copy is deferred), the completion
+    /// itself is returned, to be made once the ring lock is dropped, with the number of Data-In
+    /// bytes.
     fn finish(
         &self,
         pages: &KVVec<Option<Page>>,
         mut cmd: PendingCmd<User>,
-        dbis: &[u32],
-        n_first: usize,
         kind: CompletionKind,
         off: usize,
-        copy: bool,
+        copy_from: Option<(&[u32], usize)>,
     ) -> (Done, usize) {
         // Its id may be reused before it completes: a TMR must not name it any more.
         cmd.set_tag(0);
@@ -465,7 +502,7 @@ impl Ring {
             }
         }
         let copied = s.gather_len.map_or(0, |len| len as usize);
-        if copied > 0 && copy {
+        if let Some((dbis, n_first)) = copy_from.filter(|_| copied > 0) {
             let (first, bidi) = dbis.split_at(n_first.min(dbis.len()));
             if cmd.direction() == DataDir::Bidi {
                 self.copy_sg(pages, &cmd.bidi_sg(), bidi, copied, false);

@@ -148,32 +148,55 @@ pub fn write_pad<S: EntrySink + ?Sized>(
     write_hdr(sink, entry, len, Opcode::Pad, 0)
 }
 
-/// Writes a CMD entry at ring offset `offset` (the ring starts at
-/// `cmdr_off` in the shared region), like C's `queue_cmd_ring`.
+/// A CMD entry to write, at ring offset `offset`.
 ///
-/// `(base, total)` must be what [`cmd_entry_size`] returns for
-/// `iovs.len()` and `cdb.len()`, and `iovs.len()` must be
-/// `iov_cnt + iov_bidi_cnt`: `iov_cnt` iovecs for the Data-Out (or Data-In)
-/// buffer followed by `iov_bidi_cnt` iovecs for the Data-In buffer of a
-/// bidirectional command.
+/// `(base, total)` must be what [`cmd_entry_size`] returns for `iovs.len()` and
+/// `cdb.len()`, and `iovs.len()` must be `iov_cnt + iov_bidi_cnt`: `iov_cnt`
+/// iovecs for the Data-Out (or Data-In) buffer followed by `iov_bidi_cnt`
+/// iovecs for the Data-In buffer of a bidirectional command.
+#[derive(Clone, Copy, Debug)]
+pub struct CmdEntry<'a> {
+    /// Offset of the entry in the ring.
+    pub offset: usize,
+    /// Size of the entry.
+    pub total: usize,
+    /// Offset of the CDB in the entry.
+    pub base: usize,
+    /// The command's id.
+    pub cmd_id: u16,
+    /// The iovecs.
+    pub iovs: &'a [Iovec],
+    /// Iovecs of the Data-Out or Data-In buffer.
+    pub iov_cnt: u32,
+    /// Iovecs of the bidi Data-In buffer.
+    pub iov_bidi_cnt: u32,
+    /// The CDB.
+    pub cdb: &'a [u8],
+}
+
+/// Writes the CMD entry `e` (the ring starts at `cmdr_off` in the shared
+/// region), like C's `queue_cmd_ring`.
 ///
 /// The whole entry is zeroed, then the header (`len_op = total | CMD`,
 /// `cmd_id`, `kflags = uflags = 0`), `req.iov_cnt`, `req.iov_bidi_cnt`,
 /// `req.iov_dif_cnt = 0`, `req.cdb_off = cmdr_off + offset + base`, the
-/// iovecs and the CDB (at `cdb_off`) are written.
-#[allow(clippy::too_many_arguments)]
+/// iovecs and the CDB (at `cdb_off`) are written. `None`, with nothing
+/// written, if `e` is inconsistent or does not fit the sink.
 pub fn write_cmd<S: EntrySink + ?Sized>(
     sink: &mut S,
     cmdr_off: usize,
-    offset: usize,
-    total: usize,
-    base: usize,
-    cmd_id: u16,
-    iovs: &[Iovec],
-    iov_cnt: u32,
-    iov_bidi_cnt: u32,
-    cdb: &[u8],
+    e: &CmdEntry<'_>,
 ) -> Option<()> {
+    let CmdEntry {
+        offset,
+        total,
+        base,
+        cmd_id,
+        iovs,
+        iov_cnt,
+        iov_bidi_cnt,
+        cdb,
+    } = *e;
     let counted = u64::from(iov_cnt) + u64::from(iov_bidi_cnt);
     if u64::try_from(iovs.len()).ok()? != counted {
         return None;

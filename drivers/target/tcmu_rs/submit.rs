@@ -4,12 +4,12 @@
 //! queue for ring or data space; large writes are handed off to the handler's CPU.
 
 use crate::abi::{self, Iovec, Opcode};
-use crate::blocks;
 use crate::cmds::{Inflight, INLINE_BLOCKS};
 use crate::device::User;
-use crate::entry;
+use crate::entry::{self, CmdEntry};
 use crate::modparams::global_max_pages;
 use crate::params::CMDR_OFF;
+use crate::placement::{self, DataBlocks};
 use crate::reclaim::GLOBAL_PAGES;
 use crate::response::{CmdInfo, DataDirection};
 use crate::ringstate::{AreaSink, Ring, RingState};
@@ -23,8 +23,9 @@ use kernel::{
     prelude::*,
     sync::Arc,
     target::{
-        self, DataDir, PendingCmd, Rejected, TCM_CHECK_CONDITION_ABORT_CMD, TCM_INVALID_CDB_FIELD,
-        TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE, TCM_LUN_BUSY, TCM_OUT_OF_RESOURCES,
+        self, DataDir, PendingCmd, Rejected, SenseReason, TCM_CHECK_CONDITION_ABORT_CMD,
+        TCM_INVALID_CDB_FIELD, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE, TCM_LUN_BUSY,
+        TCM_OUT_OF_RESOURCES,
     },
     time::Jiffies,
     timer::{current_cpu, ArcWork},
@@ -66,6 +67,30 @@ const HANDOFF_MIN: usize = 64 * 1024;
 
 /// Iovecs an entry is built from without allocating.
 const INLINE_IOVS: usize = 16;
+
+/// A command's entry: its iovecs (`iov_cnt` of the first blocks, then the bidi ones), the
+/// offset of its CDB (`base`), its size and its cmd_id.
+struct Layout {
+    iovs: SmallVec<Iovec, INLINE_IOVS>,
+    iov_cnt: usize,
+    base: usize,
+    total: usize,
+    cmd_id: u16,
+}
+
+/// What [`Ring::place`] took for a command: its data blocks and its entry's layout.
+struct Placed {
+    dbis: SmallVec<u32, INLINE_BLOCKS>,
+    entry: Layout,
+}
+
+/// Why [`Ring::place`] took nothing.
+enum NoPlace {
+    /// No ring or data space now.
+    NoSpace,
+    /// The command cannot be run at all.
+    Fail(SenseReason),
+}
 
 /// Why a command could not go on the ring now.
 enum NotQueued {
@@ -168,8 +193,8 @@ impl Ring {
             return None;
         }
         // `try_ring`'s size checks, with the most iovecs the blocks can take (one per block).
-        let (n, _) = self.blocks_needed(st, len, 0)?;
-        self.entry_size(n as usize, cmd.cdb().len()).ok()?;
+        let data = DataBlocks::new(len, 0, self.blk_size, st.blocks.max_blocks())?;
+        placement::entry_fit(data.total(), cmd.cdb().len(), self.cmdr_size).ok()?;
         let cpu = self.handoff.cpu.load(Ordering::Relaxed);
         if cpu < 0 || cpu == current_cpu() {
             return None;
@@ -188,118 +213,156 @@ impl Ring {
         }
     }
 
-    /// The data blocks of a command with `data_len` bytes (and `bidi_len` bidi Data-In
-    /// bytes): the first and the bidi ones; `None` if the data area can never hold them.
-    fn blocks_needed(&self, st: &RingState, data_len: u32, bidi_len: u32) -> Option<(u32, u32)> {
-        let n_first = blocks::blocks_for(data_len.into(), self.blk_size)?;
-        let n_bidi = blocks::blocks_for(bidi_len.into(), self.blk_size)?;
-        let fits = u64::from(n_first) + u64::from(n_bidi) <= u64::from(st.blocks.max_blocks());
-        fits.then_some((n_first, n_bidi))
-    }
-
-    /// The offset of the iovecs in, and the size of, a command entry with `iovs` iovecs and a
-    /// CDB of `cdb_len` bytes. `Err(size)` if it can never fit the ring: entries take at most
-    /// half of it, as in C.
-    fn entry_size(&self, iovs: usize, cdb_len: usize) -> Result<(usize, usize), usize> {
-        match entry::cmd_entry_size(iovs, cdb_len) {
-            Some((base, total)) if total <= (self.cmdr_size / 2) as usize => Ok((base, total)),
-            size => Err(size.map_or(usize::MAX, |(_, total)| total)),
-        }
-    }
-
     /// Puts `cmd` on the ring (and arms the timer for its deadline).
     fn try_ring(
         self: &Arc<Self>,
         st: &mut RingState,
-        mut cmd: PendingCmd<User>,
+        cmd: PendingCmd<User>,
     ) -> Result<(), NotQueued> {
+        let data = match self.admit(st, &cmd) {
+            Ok(data) => data,
+            Err(reason) => return Err(NotQueued::Fail(cmd, reason)),
+        };
+        match self.place(st, cmd.cdb().len(), &data) {
+            Ok(placed) => self.publish(st, cmd, &data, placed),
+            Err(NoPlace::NoSpace) => Err(NotQueued::NoSpace(cmd)),
+            Err(NoPlace::Fail(reason)) => Err(NotQueued::Fail(cmd, reason)),
+        }
+    }
+
+    /// Whether `cmd` may go on the ring at all, and the data blocks it takes.
+    fn admit(&self, st: &RingState, cmd: &PendingCmd<User>) -> Result<DataBlocks, SenseReason> {
         // As C's `queue_cmd_ring`: nothing goes on a ring the handler broke.
         if st.broken {
-            return Err(NotQueued::Fail(cmd, TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE));
+            return Err(TCM_LOGICAL_UNIT_COMMUNICATION_FAILURE);
         }
         if self.settings.blocked.load(Ordering::Relaxed) {
-            return Err(NotQueued::Fail(cmd, TCM_LUN_BUSY));
+            return Err(TCM_LUN_BUSY);
         }
-        let dir = cmd.direction();
         let data_len = cmd.data_length();
-        let bidi_len = if dir == DataDir::Bidi {
+        let bidi_len = if cmd.direction() == DataDir::Bidi {
             cmd.bidi_sg().len() as u32
         } else {
             0
         };
-        let Some((n_first, n_bidi)) = self.blocks_needed(st, data_len, bidi_len) else {
+        let data = DataBlocks::new(data_len, bidi_len, self.blk_size, st.blocks.max_blocks());
+        if data.is_none() {
             let len = u64::from(data_len) + u64::from(bidi_len);
             pr_warn_ratelimited!(
                 "{}: request of {} bytes is too big for the data area\n",
                 &*self.name,
                 len
             );
-            return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
-        };
-        let n = n_first as usize + n_bidi as usize;
-        let Ok(mut dbis) = SmallVec::<u32, INLINE_BLOCKS>::filled(0, n) else {
-            return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
-        };
-        if st.blocks.alloc(n as u32, &mut dbis).is_none() {
-            return Err(NotQueued::NoSpace(cmd));
         }
-        // `min`: equal by construction, and no panic path.
-        let all: &[u32] = &dbis;
-        let (first, bidi) = all.split_at((n_first as usize).min(all.len()));
-        if self.ensure_pages(st, first, data_len).is_err()
-            || self.ensure_pages(st, bidi, bidi_len).is_err()
+        data.ok_or(TCM_INVALID_CDB_FIELD)
+    }
+
+    /// Takes what a command with `data` and a CDB of `cdb_len` bytes needs to go on the ring
+    /// now: its data blocks (with their pages), its iovecs, its entry's room and a cmd_id.
+    /// Nothing stays taken on error.
+    fn place(
+        &self,
+        st: &mut RingState,
+        cdb_len: usize,
+        data: &DataBlocks,
+    ) -> Result<Placed, NoPlace> {
+        let dbis = self.alloc_data(st, data)?;
+        match self.lay_out(st, cdb_len, data, &dbis) {
+            Ok(entry) => Ok(Placed { dbis, entry }),
+            Err(e) => {
+                st.blocks.free(&dbis);
+                Err(e)
+            }
+        }
+    }
+
+    /// The data blocks of `data`, with their pages.
+    fn alloc_data(
+        &self,
+        st: &mut RingState,
+        data: &DataBlocks,
+    ) -> Result<SmallVec<u32, INLINE_BLOCKS>, NoPlace> {
+        let n = data.total();
+        let Ok(mut dbis) = SmallVec::<u32, INLINE_BLOCKS>::filled(0, n) else {
+            return Err(NoPlace::Fail(TCM_OUT_OF_RESOURCES));
+        };
+        st.blocks
+            .alloc(n as u32, &mut dbis)
+            .ok_or(NoPlace::NoSpace)?;
+        let (first, bidi) = data.split(&dbis);
+        if self.ensure_pages(st, first, data.data_len).is_err()
+            || self.ensure_pages(st, bidi, data.bidi_len).is_err()
         {
             st.blocks.free(&dbis);
-            return Err(NotQueued::NoSpace(cmd));
+            return Err(NoPlace::NoSpace);
         }
-        let iov_cnt = blocks::iov_count(first);
-        let iov_bidi_cnt = blocks::iov_count(bidi);
-        let cdb = cmd.cdb();
-        let (base, total) = match self.entry_size(iov_cnt + iov_bidi_cnt, cdb.len()) {
-            Ok(size) => size,
-            Err(total) => {
-                st.blocks.free(&dbis);
-                pr_warn_ratelimited!(
-                    "{}: request of {} bytes is too big for the ring\n",
-                    &*self.name,
-                    total
-                );
-                return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
-            }
-        };
+        Ok(dbis)
+    }
+
+    /// The entry of a command whose data is in `dbis`, if it fits the ring now.
+    fn lay_out(
+        &self,
+        st: &mut RingState,
+        cdb_len: usize,
+        data: &DataBlocks,
+        dbis: &[u32],
+    ) -> Result<Layout, NoPlace> {
+        let (iov_cnt, iov_bidi_cnt) = data.iov_counts(dbis);
+        let (base, total) = placement::entry_fit(iov_cnt + iov_bidi_cnt, cdb_len, self.cmdr_size)
+            .map_err(|total| {
+            pr_warn_ratelimited!(
+                "{}: request of {} bytes is too big for the ring\n",
+                &*self.name,
+                total
+            );
+            NoPlace::Fail(TCM_INVALID_CDB_FIELD)
+        })?;
         if !st.ring.fits(total as u32) {
-            st.blocks.free(&dbis);
-            return Err(NotQueued::NoSpace(cmd));
+            return Err(NoPlace::NoSpace);
         }
-        let Some(cmd_id) = st.cmds.free_id() else {
-            st.blocks.free(&dbis);
-            return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
+        let cmd_id = st
+            .cmds
+            .free_id()
+            .ok_or(NoPlace::Fail(TCM_OUT_OF_RESOURCES))?;
+        let empty = Iovec { base: 0, len: 0 };
+        let Ok(mut iovs) = SmallVec::<Iovec, INLINE_IOVS>::filled(empty, iov_cnt + iov_bidi_cnt)
+        else {
+            return Err(NoPlace::Fail(TCM_OUT_OF_RESOURCES));
         };
-        let Ok(mut iovs) = SmallVec::<Iovec, INLINE_IOVS>::filled(
-            Iovec { base: 0, len: 0 },
-            iov_cnt + iov_bidi_cnt,
-        ) else {
-            st.blocks.free(&dbis);
-            return Err(NotQueued::Fail(cmd, TCM_OUT_OF_RESOURCES));
-        };
-        let data_off = self.data_off as u64;
-        let all_iovs: &mut [Iovec] = &mut iovs;
-        let n_iovs = all_iovs.len();
-        let (iov_first, iov_bidi) = all_iovs.split_at_mut(iov_cnt.min(n_iovs));
-        let ok = blocks::fill_iovecs(first, data_len.into(), self.blk_size, data_off, iov_first)
-            .and_then(|_| {
-                blocks::fill_iovecs(bidi, bidi_len.into(), self.blk_size, data_off, iov_bidi)
-            });
-        if ok.is_none() {
-            st.blocks.free(&dbis);
-            return Err(NotQueued::Fail(cmd, TCM_INVALID_CDB_FIELD));
-        }
+        data.fill_iovecs(dbis, self.blk_size, self.data_off as u64, &mut iovs)
+            .ok_or(NoPlace::Fail(TCM_INVALID_CDB_FIELD))?;
+        Ok(Layout {
+            iovs,
+            iov_cnt,
+            base,
+            total,
+            cmd_id,
+        })
+    }
+
+    /// Copies the Data-Out of `cmd` into its blocks, writes its entry (after a PAD if the ring
+    /// wraps), publishes the new head and keeps the command in flight.
+    fn publish(
+        self: &Arc<Self>,
+        st: &mut RingState,
+        cmd: PendingCmd<User>,
+        data: &DataBlocks,
+        placed: Placed,
+    ) -> Result<(), NotQueued> {
         // Data-Out goes into the blocks before the entry is published.
-        if matches!(dir, DataDir::ToDevice | DataDir::Bidi) {
-            self.copy_sg(&st.pages, &cmd.data_sg(), first, data_len as usize, true);
+        if matches!(cmd.direction(), DataDir::ToDevice | DataDir::Bidi) {
+            let (first, _) = data.split(&placed.dbis);
+            self.copy_sg(
+                &st.pages,
+                &cmd.data_sg(),
+                first,
+                data.data_len as usize,
+                true,
+            );
         }
-        let Some(place) = st.ring.reserve(total as u32, Opcode::Cmd) else {
-            st.blocks.free(&dbis);
+        let e = &placed.entry;
+        let Some(place) = st.ring.reserve(e.total as u32, Opcode::Cmd) else {
+            st.blocks.free(&placed.dbis);
             return Err(NotQueued::NoSpace(cmd));
         };
         let mut sink = AreaSink(&self.area);
@@ -307,36 +370,50 @@ impl Ring {
         if let Some((off, len)) = place.pad {
             entry::write_pad(&mut sink, cmdr, off as usize, len as usize);
         }
-        entry::write_cmd(
-            &mut sink,
-            cmdr,
-            place.offset as usize,
-            total,
-            base,
-            cmd_id,
-            &iovs,
-            iov_cnt as u32,
-            iov_bidi_cnt as u32,
-            cdb,
-        );
+        let iov_bidi_cnt = e.iovs.len() - e.iov_cnt.min(e.iovs.len());
+        let cmd_entry = CmdEntry {
+            offset: place.offset as usize,
+            total: e.total,
+            base: e.base,
+            cmd_id: e.cmd_id,
+            iovs: &e.iovs,
+            iov_cnt: e.iov_cnt as u32,
+            iov_bidi_cnt: iov_bidi_cnt as u32,
+            cdb: cmd.cdb(),
+        };
+        entry::write_cmd(&mut sink, cmdr, &cmd_entry);
         // Publish: the entry must be visible before the new head.
         fence(Ordering::Release);
         self.area
             .write_u32(abi::MAILBOX_CMD_HEAD_OFFSET, st.ring.head());
+        self.track(st, cmd, data, placed);
+        Ok(())
+    }
+
+    /// Keeps `cmd`, now on the ring, in flight under its cmd_id until the handler completes
+    /// it (or its deadline passes).
+    fn track(
+        self: &Arc<Self>,
+        st: &mut RingState,
+        mut cmd: PendingCmd<User>,
+        data: &DataBlocks,
+        placed: Placed,
+    ) {
         let info = CmdInfo {
-            dir: data_direction(dir),
-            data_length: data_len,
-            bidi_length: bidi_len,
+            dir: data_direction(cmd.direction()),
+            data_length: data.data_len,
+            bidi_length: data.bidi_len,
         };
         let tmo = self.settings.cmd_time_out_ms.load(Ordering::Relaxed);
         let deadline = (tmo > 0).then(|| deadline_in(tmo));
+        let cmd_id = placed.entry.cmd_id;
         cmd.set_tag(usize::from(cmd_id));
         let inf = Inflight {
             cmd: Some(cmd),
             deadline,
             kept: false,
-            dbis,
-            n_first: n_first as usize,
+            dbis: placed.dbis,
+            n_first: data.n_first as usize,
             info,
         };
         // Always inserted: `free_id` returned the id under this lock.
@@ -347,7 +424,6 @@ impl Ring {
         if let Some(d) = deadline {
             self.arm_deadline(st, d);
         }
-        Ok(())
     }
 
     /// Allocates the missing pages of blocks `dbis` that hold `len` bytes of data: all pages of

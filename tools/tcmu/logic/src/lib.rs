@@ -26,6 +26,10 @@ pub mod response;
 #[path = "../../../../drivers/target/tcmu_rs/blocks.rs"]
 pub mod blocks;
 
+/// Where a command goes on the ring: its data blocks, entry size and iovecs.
+#[path = "../../../../drivers/target/tcmu_rs/placement.rs"]
+pub mod placement;
+
 #[path = "../../../../drivers/target/tcmu_rs/ids.rs"]
 pub mod ids;
 

@@ -4,8 +4,35 @@
 
 use tcmu_logic::abi::*;
 use tcmu_logic::entry::{
-    cmd_entry_size, tmr_entry_size, write_cmd, write_pad, write_tmr, EntrySink,
+    cmd_entry_size, tmr_entry_size, write_pad, write_tmr, EntrySink,
 };
+
+/// `write_cmd` with the entry's fields as arguments, as the tests spell them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_cmd<S: tcmu_logic::entry::EntrySink + ?Sized>(
+    sink: &mut S,
+    cmdr_off: usize,
+    offset: usize,
+    total: usize,
+    base: usize,
+    cmd_id: u16,
+    iovs: &[Iovec],
+    iov_cnt: u32,
+    iov_bidi_cnt: u32,
+    cdb: &[u8],
+) -> Option<()> {
+    let e = tcmu_logic::entry::CmdEntry {
+        offset,
+        total,
+        base,
+        cmd_id,
+        iovs,
+        iov_cnt,
+        iov_bidi_cnt,
+        cdb,
+    };
+    tcmu_logic::entry::write_cmd(sink, cmdr_off, &e)
+}
 
 pub fn rd_u16(b: &[u8], off: usize) -> u16 {
     u16::from_ne_bytes(b[off..off + 2].try_into().unwrap())

@@ -7,7 +7,9 @@ use proptest::prelude::*;
 use tcmu_logic::abi::{Iovec, Opcode};
 use tcmu_logic::blocks::{fill_iovecs, iov_count, BlockAlloc};
 use tcmu_logic::cmd_ring::{fifo_capacity, CmdRing};
-use tcmu_logic::entry::{write_cmd, write_pad, write_tmr};
+use tcmu_logic::entry::{write_pad, write_tmr};
+
+use super::entry::write_cmd;
 use tcmu_logic::params::{format_info, Lossy, last_lba, set_params, Limits, Params};
 use tcmu_logic::response::{decode_completion, CmdInfo, DataDirection, RawCmdEntry};
 use tcmu_logic::sense::{sanitize, SENSE_LEN};

@@ -11,14 +11,15 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 use tcmu_logic::abi::*;
-use tcmu_logic::blocks::{bitmap_words, blocks_for, fill_iovecs, iov_count, BlockAlloc};
+use tcmu_logic::blocks::{bitmap_words, BlockAlloc};
 use tcmu_logic::cmd_ring::{fifo_capacity, CmdRing, RingError};
 use tcmu_logic::entry::{
-    cmd_entry_size, tmr_entry_size, write_cmd, write_pad, write_tmr, EntrySink,
+    cmd_entry_size, tmr_entry_size, write_pad, write_tmr, EntrySink,
 };
+use tcmu_logic::placement::{entry_fit, DataBlocks};
 use tcmu_logic::response::*;
 
-use super::entry::{rd_u16, rd_u32, rd_u64};
+use super::entry::{rd_u16, rd_u32, rd_u64, write_cmd};
 
 struct Rng(u64);
 
@@ -140,38 +141,16 @@ impl Kernel {
             data_length,
             bidi_length,
         };
-        let out_blocks = blocks_for(data_length.into(), BLK).unwrap();
-        let in_blocks = blocks_for(bidi_length.into(), BLK).unwrap();
-        let mut dbis = vec![0u32; (out_blocks + in_blocks) as usize];
-        if self
-            .blocks
-            .alloc(out_blocks + in_blocks, &mut dbis)
-            .is_none()
-        {
+        // The kernel's sizing, as `try_ring` does it.
+        let data = DataBlocks::new(data_length, bidi_length, BLK, self.blocks.max_blocks()).unwrap();
+        let mut dbis = vec![0u32; data.total()];
+        if self.blocks.alloc(data.total() as u32, &mut dbis).is_none() {
             return false;
         }
-        let (d_out, d_in) = dbis.split_at(out_blocks as usize);
-        let iov_cnt = iov_count(d_out);
-        let iov_bidi_cnt = iov_count(d_in);
+        let (iov_cnt, iov_bidi_cnt) = data.iov_counts(&dbis);
         let mut iovs = vec![Iovec::default(); iov_cnt + iov_bidi_cnt];
-        let n = fill_iovecs(
-            d_out,
-            data_length.into(),
-            BLK,
-            self.data_off as u64,
-            &mut iovs,
-        )
-        .unwrap();
-        assert_eq!(n, iov_cnt);
-        let n = fill_iovecs(
-            d_in,
-            bidi_length.into(),
-            BLK,
-            self.data_off as u64,
-            &mut iovs[iov_cnt..],
-        )
-        .unwrap();
-        assert_eq!(n, iov_bidi_cnt);
+        data.fill_iovecs(&dbis, BLK, self.data_off as u64, &mut iovs)
+            .unwrap();
         let seq = self.next_seq;
         let cdb_len = [6usize, 10, 12, 16, 32][rng.below(5) as usize];
         // The CDB carries the sequence number and the direction, so the
@@ -181,8 +160,11 @@ impl Kernel {
         cdb[1] = dir_code(dir);
         cdb[2..6].copy_from_slice(&(seq as u32).to_le_bytes());
         let cdb = &cdb[..];
-        let (base, total) = cmd_entry_size(iovs.len(), cdb_len).unwrap();
-        if total as u32 > self.ring.size() / 2 || !self.ring.fits(total as u32) {
+        let Ok((base, total)) = entry_fit(iovs.len(), cdb_len, self.ring.size()) else {
+            assert_eq!(self.blocks.free(&dbis), 0);
+            return false;
+        };
+        if !self.ring.fits(total as u32) {
             assert_eq!(self.blocks.free(&dbis), 0);
             return false;
         }
@@ -225,7 +207,7 @@ impl Kernel {
                 seq,
                 info,
                 dbis,
-                out_blocks: out_blocks as usize,
+                out_blocks: data.n_first as usize,
                 kept: false,
             },
         );
