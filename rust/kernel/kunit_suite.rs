@@ -3,15 +3,21 @@
 //! KUnit test suites written in Rust, for code inside modules and the kernel crate.
 //!
 //! Linux 6.12 runs Rust doctests through KUnit but has no way to declare a KUnit suite from Rust
-//! code. [`kunit_tests!`](crate::kunit_tests) fills that gap: it places a `struct kunit_suite`
+//! code. `#[kunit_tests(suite)]` (in the prelude; it mirrors mainline's attribute of the same
+//! name) fills that gap: on a module of `#[test]` functions it places a `struct kunit_suite`
 //! in the `.kunit_test_suites` section, which KUnit runs at boot (built-in code) or when the
-//! module is loaded, printing KTAP results to the kernel log.
+//! module is loaded, printing KTAP results to the kernel log. The module is only built with
+//! `CONFIG_KUNIT`; inside it `assert!` and `assert_eq!` report to KUnit instead of panicking
+//! (a failed check marks the case failed and the case goes on).
 //!
 //! ```ignore
-//! fn adds() {
-//!     kernel::kunit_expect!(1 + 1 == 2);
+//! #[kunit_tests(my_suite)]
+//! mod tests {
+//!     #[test]
+//!     fn adds() {
+//!         assert_eq!(1 + 1, 2);
+//!     }
 //! }
-//! kernel::kunit_tests!(my_suite, [adds]);
 //! ```
 //!
 //! C header: [`include/kunit/test.h`](srctree/include/kunit/test.h)
@@ -22,7 +28,7 @@ use crate::ffi::c_char;
 /// The type of a KUnit test case function.
 pub type RunCase = unsafe extern "C" fn(*mut bindings::kunit);
 
-/// Builds a test case entry. Used by [`kunit_tests!`](crate::kunit_tests).
+/// Builds a test case entry. Used by [`kunit_suite!`](crate::kunit_suite).
 #[doc(hidden)]
 pub const fn case(run: RunCase, name: *const c_char) -> bindings::kunit_case {
     // SAFETY: `kunit_case` is a plain C struct for which all-zero is the "unset" value.
@@ -114,9 +120,11 @@ macro_rules! kunit_expect_eq {
     };
 }
 
-/// Declares a KUnit suite `$suite` whose cases are the functions `fn()` listed.
+/// Declares a KUnit suite `$suite` whose cases are the functions `fn()` listed. Used by
+/// `#[kunit_tests]`.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! kunit_tests {
+macro_rules! kunit_suite {
     ($suite:ident, [$($test:ident),+ $(,)?]) => {
         const _: () = {
             const N: usize = [$(stringify!($test)),+].len();

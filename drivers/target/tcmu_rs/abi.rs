@@ -687,3 +687,23 @@ const _: () = assert!(CMD_ENTRY_SIZE & (TCMU_OP_ALIGN_SIZE - 1) == 0);
 const _: () = assert!(size_of::<TmrEntry>() == 32);
 const _: () = assert!(TMR_CMD_CNT_OFFSET == 12);
 const _: () = assert!(TMR_ENTRY_SIZE & (TCMU_OP_ALIGN_SIZE - 1) == 0);
+
+#[cfg(CONFIG_KUNIT)]
+#[kernel::prelude::kunit_tests(tcmu_rs_abi)]
+mod tests {
+    use super::*;
+    use crate::params::CMDR_OFF;
+
+    #[test]
+    fn len_op_roundtrip() {
+        let v = hdr_set_len(hdr_set_op(0, Opcode::Cmd), 4096);
+        assert_eq!(hdr_get_opcode(v), Ok(Opcode::Cmd));
+        assert_eq!(hdr_get_len(v), 4096);
+    }
+
+    #[test]
+    fn mailbox_layout() {
+        assert_eq!(core::mem::offset_of!(Mailbox, cmd_tail), 64);
+        assert_eq!(CMDR_OFF as usize, MAILBOX_SIZE);
+    }
+}

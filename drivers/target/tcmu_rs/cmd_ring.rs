@@ -408,3 +408,69 @@ impl<S: DerefMut<Target = [u32]>> Reaper<'_, S> {
         Ok(Some(slot))
     }
 }
+
+#[cfg(CONFIG_KUNIT)]
+#[kernel::prelude::kunit_tests(tcmu_rs_cmd_ring)]
+mod tests {
+    use super::*;
+    use crate::abi;
+    use kernel::prelude::*;
+
+    /// An entry that does not fit before the end of the ring is placed at offset 0 after a PAD
+    /// that fills the end; reaping returns the PAD, then the entry, and the ring is empty again.
+    #[test]
+    fn wraps_with_pad() {
+        let Ok(fifo) = KVVec::from_elem(0, fifo_capacity(1024), GFP_KERNEL) else {
+            assert!(false, "alloc");
+            return;
+        };
+        let Some(mut r) = CmdRing::new(1024, fifo) else {
+            assert!(false, "ring");
+            return;
+        };
+        let first = r.reserve(640, Opcode::Cmd);
+        assert_eq!(
+            first,
+            Some(Placement {
+                pad: None,
+                offset: 0
+            })
+        );
+        // Not reaped yet: no room for 512 more bytes (with or without the PAD).
+        assert!(r.reserve(512, Opcode::Cmd).is_none());
+        match r.begin_reap(640) {
+            Ok(mut reaper) => {
+                assert!(matches!(reaper.consume(), Ok(Some(s)) if s.offset == 0));
+                assert!(matches!(reaper.consume(), Ok(None)));
+            }
+            Err(_) => assert!(false, "reap the first entry"),
+        }
+        // 384 bytes are left before the end: the next 512 wrap behind a PAD of 384 at 640.
+        let wrapped = r.reserve(512, Opcode::Cmd);
+        assert_eq!(
+            wrapped,
+            Some(Placement {
+                pad: Some((640, 384)),
+                offset: 0
+            })
+        );
+        assert_eq!(r.head(), 512);
+        assert_eq!(r.pending_slots(), 2);
+        match r.begin_reap(512) {
+            Ok(mut reaper) => {
+                let pad = reaper.consume();
+                assert!(
+                    matches!(pad, Ok(Some(s)) if s.offset == 640 && s.len() == 384 && s.op() == abi::TCMU_OP_PAD)
+                );
+                let cmd = reaper.consume();
+                assert!(
+                    matches!(cmd, Ok(Some(s)) if s.offset == 0 && s.len() == 512 && s.op() == abi::TCMU_OP_CMD)
+                );
+                assert!(matches!(reaper.consume(), Ok(None)));
+            }
+            Err(_) => assert!(false, "reap the PAD and the entry"),
+        }
+        assert!(r.is_empty());
+        assert_eq!(r.last_cleaned(), 512);
+    }
+}

@@ -105,3 +105,57 @@ impl CmdTable {
 
 /// Blocks a command keeps without allocating (256 KiB with the default 16 KiB blocks).
 pub(crate) const INLINE_BLOCKS: usize = 16;
+
+#[kunit_tests(tcmu_rs_cmds)]
+mod tests {
+    use super::*;
+    use crate::response::DataDirection;
+
+    #[test]
+    fn lowest_free_id() {
+        let Ok(mut cmds) = CmdTable::new() else {
+            assert!(false);
+            return;
+        };
+        assert_eq!(cmds.free_id(), Some(1));
+        // Not taken until inserted.
+        assert_eq!(cmds.free_id(), Some(1));
+        assert_eq!(cmds.id_limit(), 2);
+        assert!(cmds.get(1).is_none());
+        assert!(cmds.remove(1).is_none());
+        let idle = || -> Option<Inflight> {
+            Some(Inflight {
+                cmd: None,
+                deadline: None,
+                kept: false,
+                dbis: SmallVec::filled(0, 0).ok()?,
+                n_first: 0,
+                info: CmdInfo {
+                    dir: DataDirection::None,
+                    data_length: 0,
+                    bidi_length: 0,
+                },
+            })
+        };
+        for want in 1..=3u16 {
+            let id = cmds.free_id();
+            assert_eq!(id, Some(want));
+            if let (Some(id), Some(inf)) = (id, idle()) {
+                assert!(cmds.insert(id, inf));
+            }
+        }
+        // An id in use is not taken twice.
+        if let Some(inf) = idle() {
+            assert!(!cmds.insert(2, inf));
+        }
+        assert_eq!(cmds.len(), 3);
+        assert!(cmds.remove(2).is_some());
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds.free_id(), Some(2));
+        let mut n = 0;
+        cmds.drain(|_| n += 1);
+        assert_eq!(n, 2);
+        assert_eq!(cmds.len(), 0);
+        assert_eq!(cmds.free_id(), Some(1));
+    }
+}

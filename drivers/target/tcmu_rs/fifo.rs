@@ -168,65 +168,72 @@ impl<T> Fifo<T> {
     }
 }
 
-/// Pushes and pops 10^6 elements with up to 100 queued: the storage stays bounded.
-pub(crate) fn kunit_fifo_bounded() {
-    let mut q = Fifo::new();
-    let (mut next_in, mut next_out) = (0u32, 0u32);
-    let mut ordered = true;
-    while next_in < 1_000_000 {
-        for _ in 0..(next_in % 100 + 1) {
-            if q.push(next_in).is_err() {
-                kernel::kunit_expect!(false, "push");
-                return;
+#[kunit_tests(tcmu_rs_fifo)]
+mod tests {
+    use super::*;
+
+    /// Pushes and pops 10^6 elements with up to 100 queued: the storage stays bounded.
+    #[test]
+    fn bounded() {
+        let mut q = Fifo::new();
+        let (mut next_in, mut next_out) = (0u32, 0u32);
+        let mut ordered = true;
+        while next_in < 1_000_000 {
+            for _ in 0..(next_in % 100 + 1) {
+                if q.push(next_in).is_err() {
+                    assert!(false, "push");
+                    return;
+                }
+                next_in += 1;
             }
-            next_in += 1;
+            while q.len() > 50 {
+                ordered &= q.pop() == Some(next_out);
+                next_out += 1;
+            }
         }
-        while q.len() > 50 {
-            ordered &= q.pop() == Some(next_out);
+        while let Some(v) = q.pop() {
+            ordered &= v == next_out;
             next_out += 1;
         }
+        assert!(ordered);
+        assert_eq!(next_out, next_in);
+        assert!(q.capacity() <= 256);
     }
-    while let Some(v) = q.pop() {
-        ordered &= v == next_out;
-        next_out += 1;
-    }
-    kernel::kunit_expect!(ordered);
-    kernel::kunit_expect_eq!(next_out, next_in);
-    kernel::kunit_expect!(q.capacity() <= 256);
-}
 
-/// `unpop` restores the front; `take_where` keeps the order of what it leaves; iteration
-/// follows the queue across the wrap of the ring buffer.
-pub(crate) fn kunit_fifo_order() {
-    let mut q = Fifo::new();
-    for i in 0..6u32 {
-        let _ = q.push(i);
+    /// `unpop` restores the front; `take_where` keeps the order of what it leaves; iteration
+    /// follows the queue across the wrap of the ring buffer.
+    #[test]
+    fn order() {
+        let mut q = Fifo::new();
+        for i in 0..6u32 {
+            let _ = q.push(i);
+        }
+        // Wrap: 0..4 out, 6..10 in (capacity 8).
+        for _ in 0..4 {
+            let _ = q.pop();
+        }
+        for i in 6..10u32 {
+            let _ = q.push(i);
+        }
+        assert_eq!(q.capacity(), MIN_CAPACITY);
+        let v = q.pop();
+        assert_eq!(v, Some(4));
+        q.unpop(4);
+        let mut taken = 0;
+        q.take_where(|v| v % 2 == 1, |_| taken += 1);
+        assert_eq!(taken, 3);
+        let in_order = {
+            let mut it = q.iter();
+            it.next() == Some(&4)
+                && it.next() == Some(&6)
+                && it.next() == Some(&8)
+                && it.next().is_none()
+        };
+        assert!(in_order);
+        for v in q.iter_mut() {
+            *v += 1;
+        }
+        assert_eq!(q.pop(), Some(5));
+        assert_eq!(q.len(), 2);
     }
-    // Wrap: 0..4 out, 6..10 in (capacity 8).
-    for _ in 0..4 {
-        let _ = q.pop();
-    }
-    for i in 6..10u32 {
-        let _ = q.push(i);
-    }
-    kernel::kunit_expect_eq!(q.capacity(), MIN_CAPACITY);
-    let v = q.pop();
-    kernel::kunit_expect_eq!(v, Some(4));
-    q.unpop(4);
-    let mut taken = 0;
-    q.take_where(|v| v % 2 == 1, |_| taken += 1);
-    kernel::kunit_expect_eq!(taken, 3);
-    let in_order = {
-        let mut it = q.iter();
-        it.next() == Some(&4)
-            && it.next() == Some(&6)
-            && it.next() == Some(&8)
-            && it.next().is_none()
-    };
-    kernel::kunit_expect!(in_order);
-    for v in q.iter_mut() {
-        *v += 1;
-    }
-    kernel::kunit_expect_eq!(q.pop(), Some(5));
-    kernel::kunit_expect_eq!(q.len(), 2);
 }

@@ -39,7 +39,6 @@ mod error;
 mod fifo;
 mod ids;
 mod kstrto;
-mod kunit;
 mod modparams;
 mod netlink;
 mod params;

@@ -127,3 +127,43 @@ impl Ring {
         queued
     }
 }
+
+#[kunit_tests(tcmu_rs_tmr)]
+mod tests {
+    use super::*;
+
+    /// Every task management function the target core passes reaches the handler with C's type.
+    #[test]
+    fn tmr_type_as_c() {
+        use kernel::bindings as b;
+        let cases = [
+            (b::tcm_tmreq_table_TMR_ABORT_TASK, abi::TCMU_TMR_ABORT_TASK),
+            (
+                b::tcm_tmreq_table_TMR_ABORT_TASK_SET,
+                abi::TCMU_TMR_ABORT_TASK_SET,
+            ),
+            (b::tcm_tmreq_table_TMR_CLEAR_ACA, abi::TCMU_TMR_CLEAR_ACA),
+            (
+                b::tcm_tmreq_table_TMR_CLEAR_TASK_SET,
+                abi::TCMU_TMR_CLEAR_TASK_SET,
+            ),
+            (b::tcm_tmreq_table_TMR_LUN_RESET, abi::TCMU_TMR_LUN_RESET),
+            (
+                b::tcm_tmreq_table_TMR_TARGET_WARM_RESET,
+                abi::TCMU_TMR_TARGET_WARM_RESET,
+            ),
+            (
+                b::tcm_tmreq_table_TMR_TARGET_COLD_RESET,
+                abi::TCMU_TMR_TARGET_COLD_RESET,
+            ),
+            (
+                b::tcm_tmreq_table_TMR_LUN_RESET_PRO,
+                abi::TCMU_TMR_LUN_RESET_PRO,
+            ),
+            (b::tcm_tmreq_table_TMR_UNKNOWN, abi::TCMU_TMR_UNKNOWN),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(tmr_type(target::Tmf::from_raw(raw)), want);
+        }
+    }
+}
