@@ -98,19 +98,18 @@ fuzz_secs() { local t=$((FUZZ_MUTATIONS / 200)); echo $((t > 90 ? t : 90)); }
 slowdown=1
 [ "$FLAVOUR" = base ] || slowdown=4
 
+# The kselftests, built and installed the kernel way (their Makefile, lib.mk): the guest runs
+# them with run_kselftest.sh from the install directory.
 build_selftests() {
-	local out=$BUILD/kselftest/tcmu
-	mkdir -p "$out"
-	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
-		-o "$out/tcmu_basic" "$SRC/tools/testing/selftests/tcmu/tcmu_basic.c"
-	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
-		-o "$out/tcmu_ring" "$SRC/tools/testing/selftests/tcmu/tcmu_ring.c" -lpthread
-	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
-		-o "$out/tcmu_fail" "$SRC/tools/testing/selftests/tcmu/tcmu_fail.c" -lpthread
-	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
-		-o "$out/tcmu_netlink" "$SRC/tools/testing/selftests/tcmu/tcmu_netlink.c" -lpthread
-	gcc -O2 -Wall -static -I"$SRC/tools/testing/selftests" \
-		-o "$out/tcmu_diff" "$SRC/tools/testing/selftests/tcmu/tcmu_diff.c" -lpthread
+	local out=$BUILD/kselftest/tcmu t
+	rm -rf "$BUILD/kselftest"
+	bash "$TOP/devtools/kernel.sh" make headers >/dev/null 2>&1 || die "make headers failed"
+	bash "$TOP/devtools/kernel.sh" make TARGETS=tcmu kselftest-install >"$BUILD/kselftest.log" 2>&1 ||
+		{ tail -20 "$BUILD/kselftest.log"; die "kselftest build failed (see $BUILD/kselftest.log)"; }
+	for t in tcmu_basic tcmu_ring tcmu_fail tcmu_netlink tcmu_diff; do
+		[ -x "$out/$t" ] || die "the kselftest build made no $t"
+	done
+	[ -x "$BUILD/kselftest/kselftest_install/run_kselftest.sh" ] || die "no kselftest install"
 }
 
 # The module has no path to a Rust panic (bounds, division, split, unwrap, overflow): each
@@ -144,7 +143,7 @@ rustfmt_gate() {
 	fi
 	# rustfmt follows the module's `mod` items into their files.
 	if rustfmt --edition 2021 --config newline_style=Unix --check \
-		"$TOP/drivers/target/tcmu_rs/tcmu_rs.rs" "$TOP"/rust/kernel/*.rs >"$out" 2>&1; then
+		"$TOP/drivers/target/tcmu_rs/tcmu_rs.rs" "$TOP"/rust/kernel/*.rs "$TOP"/rust/macros/*.rs >"$out" 2>&1; then
 		log "rustfmt: the module and our rust/kernel files are formatted"
 		echo "rustfmt 1 0" >>"$RES/results"
 	else
@@ -171,13 +170,71 @@ checkpatch_gate() {
 	fi
 }
 
+# `make rustdoc`: the crates' documentation builds without a warning and has a page for each
+# of our abstractions and for #[kunit_tests].
+rustdoc_gate() {
+	local out=$RES/rustdoc.log doc=$BUILD/Documentation/output/rust/rustdoc m bad=0
+	if ! bash "$TOP/devtools/kernel.sh" make rustdoc >"$out" 2>&1; then
+		tail -20 "$out" >&2
+		bad=1
+	fi
+	if grep -E '^(warning|error)' "$out" >&2; then bad=1; fi
+	for m in ${OUR_ABSTRACTIONS//kernel::/}; do
+		[ -f "$doc/kernel/$m/index.html" ] || { log "rustdoc: no page for kernel::$m"; bad=1; }
+	done
+	[ -f "$doc/macros/attr.kunit_tests.html" ] || { log "rustdoc: no page for #[kunit_tests]"; bad=1; }
+	if [ $bad = 0 ]; then
+		log "rustdoc: make rustdoc clean, our abstractions documented"
+		echo "rustdoc 1 0" >>"$RES/results"
+	else
+		echo "rustdoc 0 1" >>"$RES/results"
+	fi
+}
+
+# The dropin flavour (devtools/config/dropin.config), compile-only: the configuration a user
+# replacing the C module builds (CONFIG_TCM_USER_RS_DROP_IN, no TCM_USER2, no KUnit), built
+# with CLIPPY=1 (the tree's .clippy.toml: msrv 1.78). Our objects are rebuilt every time so
+# that their clippy warnings are seen; any warning in our Rust fails, as does a build error.
+CLIPPY_OURS='drivers/target/tcmu_rs/|rust/kernel/(uio|target|genetlink|timer|module_param|ratelimit|kunit_suite)\.rs|rust/macros/kunit\.rs'
+dropin_gate() {
+	local dbuild out t0=$SECONDS
+	dbuild=$(FLAVOUR=dropin bash "$TOP/devtools/kernel.sh" path)
+	out=$dbuild/build.log
+	rm -f "$dbuild/drivers/target/tcmu_rs/"*.o "$dbuild/rust/kernel.o" "$dbuild/rust/macros.o" \
+		"$dbuild"/rust/libmacros.so
+	if ! FLAVOUR=dropin bash "$TOP/devtools/kernel.sh" build >/dev/null 2>&1; then
+		grep -E '^error' -A6 "$out" | head -30 >&2
+		log "dropin: the drop-in / KUNIT=n / clippy build failed (see $out)"
+		echo "dropin-build 0 1" >>"$RES/results"
+		return
+	fi
+	[ -f "$dbuild/drivers/target/tcmu_rs/target_core_user.ko" ] ||
+		{ log "dropin: no target_core_user.ko"; echo "dropin-build 0 1" >>"$RES/results"; return; }
+	echo "dropin-build 1 0" >>"$RES/results"
+	# A warning's location follows it: "  --> path:line:col".
+	if grep -E '^ *--> ' "$out" | grep -E "$CLIPPY_OURS" >&2; then
+		grep -E '^(warning|error)' "$out" | sort | uniq -c >&2
+		log "clippy: warnings in our Rust (see $out)"
+		echo "clippy 0 1" >>"$RES/results"
+	elif ! grep -q 'CLIPPY .*drivers/target/tcmu_rs/tcmu_rs.o' "$out"; then
+		log "clippy: the module was not checked"
+		echo "clippy 0 1" >>"$RES/results"
+	else
+		log "clippy: no warning in our Rust (dropin build, $((SECONDS - t0)) s)"
+		echo "clippy 1 0" >>"$RES/results"
+	fi
+}
+
 guest_tests() {
 	local t0=$SECONDS
 	log "kernel: build ($FLAVOUR)"
 	bash "$TOP/devtools/kernel.sh" build
+	bash "$TOP/devtools/kernel.sh" dropin
 	stage_time "kernel build" $((SECONDS - t0))
 	no_panic_paths
 	checkpatch_gate
+	rustdoc_gate
+	dropin_gate
 	t0=$SECONDS
 	build_selftests
 	build_tools
@@ -185,11 +242,9 @@ guest_tests() {
 	mkdir -p "$RES/out"
 	local rc=0
 	bash "$TOP/devtools/vm.sh" --out "$RES/out" \
-		--file "$BUILD/kselftest/tcmu/tcmu_basic:/tcmu/selftests/tcmu_basic" \
-		--file "$BUILD/kselftest/tcmu/tcmu_ring:/tcmu/selftests/tcmu_ring" \
-		--file "$BUILD/kselftest/tcmu/tcmu_fail:/tcmu/selftests/tcmu_fail" \
-		--file "$BUILD/kselftest/tcmu/tcmu_netlink:/tcmu/selftests/tcmu_netlink" \
 		--file "$BUILD/kselftest/tcmu/tcmu_diff:/tcmu/selftests/tcmu_diff" \
+		--file "$BUILD/kselftest/kselftest_install:/tcmu/kselftest" \
+		--file "$BUILD/dropin/target_core_user.ko:/tcmu/dropin/target_core_user.ko" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-handler:/tcmu/tcmu-rs-handler" \
 		--file "$TOP/tools/tcmu/target/release/tcmu-rs-fuzzer:/tcmu/tcmu-rs-fuzzer" \
 		--file "$TOP/tools/tcmu/guest/handler-smoke.sh:/tcmu/handler-smoke.sh" \

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 PKGS=(
-	linux-source-6.12 rustc-web rust-web-src
+	linux-source-6.12 rustc-web rust-web-src rust-web-clippy
 	libclang-19-dev llvm-19 clang-19 lld-19
 	bc bison flex libelf-dev libssl-dev cpio rsync patch make gcc python3
 	qemu-system-x86 qemu-utils busybox-static kmod

@@ -84,20 +84,23 @@ config() {
 		cp "$frag" "$BUILD/.tcmu.config.used"
 	fi
 	kmake olddefconfig >/dev/null
-	# Every option the fragments ask for must have survived dependency resolution.
-	local bad=0 line opt val
+	# Every option the fragments ask for must have survived dependency resolution (the last
+	# line of an option wins: a flavour overrides base.config).
+	local bad=0 line opt val seen=" "
 	while read -r line; do
 		case "$line" in
 		CONFIG_*=*) opt=${line%%=*}; val=${line#*=} ;;
 		"# CONFIG_"*" is not set") opt=${line#\# }; opt=${opt%% *}; val=n ;;
 		*) continue ;;
 		esac
+		case $seen in *" $opt "*) continue ;; esac
+		seen="$seen$opt "
 		if [ "$val" = n ]; then
 			grep -q "^$opt=" "$BUILD/.config" && { log "config: $opt is set, wanted off"; bad=1; }
 		else
 			grep -qxF "$opt=$val" "$BUILD/.config" || { log "config: $opt=$val did not stick"; bad=1; }
 		fi
-	done <"$frag"
+	done < <(tac "$frag")
 	[ $bad = 0 ] || die "config fragment not satisfied (missing dependency?)"
 }
 
@@ -107,13 +110,17 @@ progress() {
 		{ print; fflush() }' >&2
 }
 
+# The compile-only dropin flavour is also the clippy build.
+KEXTRA=()
+[ "$FLAVOUR" = dropin ] && KEXTRA=(CLIPPY=1 CLIPPY_DRIVER="$CLIPPY_DRIVER")
+
 build() {
 	build_lock ex
 	prepare
 	config
 	log "building $FLAVOUR kernel (jobs=$JOBS) in $BUILD"
 	local t0=$SECONDS
-	kmake bzImage modules 2>&1 | progress "$BUILD/build.log" || die "kernel build failed (see $BUILD/build.log)"
+	kmake "${KEXTRA[@]}" bzImage modules 2>&1 | progress "$BUILD/build.log" || die "kernel build failed (see $BUILD/build.log)"
 	install_modules
 	log "kernel build done in $((SECONDS - t0)) s"
 }
@@ -133,12 +140,32 @@ modules() {
 	log "module build done in $((SECONDS - t0)) s"
 }
 
+# The drop-in build (CONFIG_TCM_USER_RS_DROP_IN: the module named target_core_user) of the
+# driver, against the configured kernel, as an external module: the test kernel keeps the C
+# target_core_user for the differential tests, and the drop-in e2e installs this one in
+# /lib/modules/<release>/updates, where modprobe prefers it.
+dropin() {
+	build_lock ex
+	prepare
+	[ -f "$BUILD/.config" ] || die "no configured kernel: run 'kernel.sh build' first"
+	local dir=$BUILD/dropin
+	mkdir -p "$dir"
+	rsync -rc --delete --exclude '*.o' --exclude '*.ko' --exclude '.*' --exclude '*.mod*' \
+		--exclude 'Module.symvers' --exclude 'modules.order' \
+		"$SRC/drivers/target/tcmu_rs/" "$dir/"
+	kmake M="$dir" CONFIG_TCM_USER_RS=m CONFIG_TCM_USER_RS_DROP_IN=y modules 2>&1 |
+		progress "$BUILD/dropin.log" || die "drop-in module build failed (see $BUILD/dropin.log)"
+	[ -f "$dir/target_core_user.ko" ] || die "the drop-in build made no target_core_user.ko"
+	log "drop-in module: $dir/target_core_user.ko"
+}
+
 case "${1:-}" in
 prepare) prepare ;;
+dropin) dropin ;;
 config) prepare; config ;;
 build) build ;;
 modules) modules ;;
 path) echo "$BUILD" ;;
 make) shift; prepare; kmake "$@" ;;
-*) die "usage: kernel.sh prepare|config|build|modules|path|make ARGS" ;;
+*) die "usage: kernel.sh prepare|config|build|modules|dropin|path|make ARGS" ;;
 esac

@@ -10,6 +10,7 @@ JOBS=${JOBS:-$(nproc)}
 # The Debian toolchain (see README): rustc-web, bindgen-cli 0.70.1, LLVM 19.
 RUSTC=/usr/bin/rustc
 RUSTDOC=/usr/bin/rustdoc
+CLIPPY_DRIVER=/usr/bin/clippy-driver
 BINDGEN_ROOT=$CACHE/bindgen
 BINDGEN=$BINDGEN_ROOT/bin/bindgen
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
