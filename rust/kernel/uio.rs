@@ -278,7 +278,7 @@ unsafe impl Send for MappingPtr {}
 impl OpenMapping {
     /// Nothing recorded.
     pub fn new() -> impl PinInit<Self> {
-        pin_init!(Self { mapping <- new_mutex!(MappingPtr(ptr::null_mut(), false)) })
+        pin_init!(Self { mapping <- new_mutex!(MappingPtr(ptr::null_mut(), false), "uio::OpenMapping") })
     }
 
     fn set(&self, m: *mut bindings::address_space) {
@@ -337,7 +337,7 @@ unsafe impl Send for InfoPtr {}
 impl Waker {
     /// Nothing recorded.
     pub fn new() -> impl PinInit<Self> {
-        pin_init!(Self { info <- new_mutex!(InfoPtr(ptr::null_mut())) })
+        pin_init!(Self { info <- new_mutex!(InfoPtr(ptr::null_mut()), "uio::Waker") })
     }
 
     fn set(&self, info: *mut bindings::uio_info) {

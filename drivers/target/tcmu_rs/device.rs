@@ -177,8 +177,8 @@ impl Backend for User {
         try_pin_init!(UserDev {
             name: CString::try_from_fmt(fmt!("{}", name))?,
             settings: settings?,
-            cfg <- new_mutex!(Params::new(&limits())),
-            uio <- new_mutex!(None),
+            cfg <- new_mutex!(Params::new(&limits()), "UserDev::cfg"),
+            uio <- new_mutex!(None, "UserDev::uio"),
             plugged: AtomicBool::new(false),
             notify_pending: AtomicBool::new(false),
         })

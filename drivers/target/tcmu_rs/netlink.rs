@@ -98,8 +98,8 @@ impl Nl {
     pub(crate) fn new() -> Result<Self> {
         let shared = Arc::pin_init(
             pin_init!(Shared {
-                st <- new_mutex!(State { reply_supported: false, waiting: Slots::new() }),
-                cv <- new_condvar!(),
+                st <- new_mutex!(State { reply_supported: false, waiting: Slots::new() }, "Nl::st"),
+                cv <- new_condvar!("Nl::cv"),
             }),
             GFP_KERNEL,
         )?;

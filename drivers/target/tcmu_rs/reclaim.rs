@@ -63,7 +63,7 @@ impl Reclaimer {
     pub(crate) fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Reclaimer {
-                rings <- new_mutex!(slots::Slots::new()),
+                rings <- new_mutex!(slots::Slots::new(), "Reclaimer::rings"),
                 work <- ArcWork::new(c_str!("tcmu_rs::Reclaimer::work"), kernel::static_lock_class!()),
                 retry <- ArcTimer::new(),
             }),

@@ -223,7 +223,7 @@ impl Ring {
                     qseq: 0,
                     broken: false,
                     dead: false,
-                }),
+                }, "Ring::st"),
             }),
             GFP_KERNEL,
         )
