@@ -13,45 +13,54 @@ use kernel::{
     target::{AttrDef, Device, ShowPage},
 };
 
-// Device attributes (`<dev>/attrib`), in the order of the C module.
-const A_CMD_TIME_OUT: usize = 0;
-const A_QFULL_TIME_OUT: usize = 1;
-const A_MAX_DATA_AREA_MB: usize = 2;
-const A_DATA_PAGES_PER_BLK: usize = 3;
-const A_CMD_RING_SIZE_MB: usize = 4;
-const A_DEV_CONFIG: usize = 5;
-const A_DEV_SIZE: usize = 6;
-const A_NL_REPLY_SUPPORTED: usize = 7;
-const A_TMR_NOTIFICATION: usize = 8;
-const A_EMULATE_WRITE_CACHE: usize = 9;
-const A_STATS: usize = 10;
-// Device actions (`<dev>/action`).
-const ACT_BLOCK_DEV: usize = 0;
-const ACT_RESET_RING: usize = 1;
-const ACT_FREE_KEPT_BUF: usize = 2;
+/// Declares an enum of attributes and its table: the enum's value is the attribute's id
+/// (its index in the table the target core gets), so that the two cannot disagree.
+macro_rules! attr_table {
+    ($(#[$m:meta])* $enum:ident, $table:ident: $($(#[$vm:meta])* $v:ident = $def:expr,)+) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        enum $enum {
+            $($(#[$vm])* $v,)+
+        }
 
-/// The attributes of `<dev>/attrib`, by id (`A_*`).
-pub(crate) const DEV_ATTRS: &[AttrDef] = &[
-    AttrDef::rw(c_str!("cmd_time_out")),
-    AttrDef::rw(c_str!("qfull_time_out")),
-    AttrDef::ro(c_str!("max_data_area_mb")),
-    AttrDef::ro(c_str!("data_pages_per_blk")),
-    AttrDef::ro(c_str!("cmd_ring_size_mb")),
-    AttrDef::rw(c_str!("dev_config")),
-    AttrDef::rw(c_str!("dev_size")),
-    AttrDef::rw(c_str!("nl_reply_supported")),
-    AttrDef::rw(c_str!("tmr_notification")),
-    AttrDef::rw(c_str!("emulate_write_cache")),
-    // Not in the C module: counters and ring/data use (read-only, skipped by saveconfig).
-    AttrDef::ro(c_str!("stats")),
-];
+        impl $enum {
+            const ALL: &'static [$enum] = &[$($enum::$v,)+];
 
-/// The attributes of `<dev>/action`, by id (`ACT_*`).
-pub(crate) const ACTION_ATTRS: &[AttrDef] = &[
-    AttrDef::rw(c_str!("block_dev")),
-    AttrDef::wo(c_str!("reset_ring")),
-    AttrDef::wo(c_str!("free_kept_buf")),
-];
+            /// The attribute with id `id`.
+            fn from_id(id: usize) -> Option<Self> {
+                Self::ALL.get(id).copied()
+            }
+        }
+
+        /// The table of the attributes, by id.
+        pub(crate) const $table: &[AttrDef] = &[$($def,)+];
+    };
+}
+
+attr_table! {
+    /// The attributes of `<dev>/attrib`, in the order of the C module.
+    DevAttr, DEV_ATTRS:
+    CmdTimeOut = AttrDef::rw(c_str!("cmd_time_out")),
+    QfullTimeOut = AttrDef::rw(c_str!("qfull_time_out")),
+    MaxDataAreaMb = AttrDef::ro(c_str!("max_data_area_mb")),
+    DataPagesPerBlk = AttrDef::ro(c_str!("data_pages_per_blk")),
+    CmdRingSizeMb = AttrDef::ro(c_str!("cmd_ring_size_mb")),
+    DevConfig = AttrDef::rw(c_str!("dev_config")),
+    DevSize = AttrDef::rw(c_str!("dev_size")),
+    NlReplySupported = AttrDef::rw(c_str!("nl_reply_supported")),
+    TmrNotification = AttrDef::rw(c_str!("tmr_notification")),
+    EmulateWriteCache = AttrDef::rw(c_str!("emulate_write_cache")),
+    /// Not in the C module: counters and ring/data use (read-only, skipped by saveconfig).
+    Stats = AttrDef::ro(c_str!("stats")),
+}
+
+attr_table! {
+    /// The actions of `<dev>/action`.
+    Action, ACTION_ATTRS:
+    BlockDev = AttrDef::rw(c_str!("block_dev")),
+    ResetRing = AttrDef::wo(c_str!("reset_ring")),
+    FreeKeptBuf = AttrDef::wo(c_str!("free_kept_buf")),
+}
 
 /// For an enabled device, announces a change to the handler (`RECONFIG_DEVICE`) and returns
 /// its answer; `ESRCH` when no handler listens, as in C. Nothing to do before `enable`.
@@ -79,35 +88,37 @@ fn kerr(e: kstrto::KstrtoError) -> Error {
 /// Shows attribute `id` of `<dev>/attrib` (`Backend::dev_attr_show`).
 pub(crate) fn dev_attr_show(dev: &Device<User>, id: usize, f: &mut ShowPage<'_>) -> Result {
     let st = &dev.settings;
-    let r = match id {
-        A_CMD_TIME_OUT => writeln!(f, "{}", st.cmd_time_out_ms.load(Ordering::Relaxed) / 1000),
-        A_QFULL_TIME_OUT => {
+    let r = match DevAttr::from_id(id) {
+        Some(DevAttr::CmdTimeOut) => {
+            writeln!(f, "{}", st.cmd_time_out_ms.load(Ordering::Relaxed) / 1000)
+        }
+        Some(DevAttr::QfullTimeOut) => {
             let q = st.qfull_time_out_ms.load(Ordering::Relaxed);
             writeln!(f, "{}", if q <= 0 { q } else { q / 1000 })
         }
-        A_TMR_NOTIFICATION => {
+        Some(DevAttr::TmrNotification) => {
             writeln!(
                 f,
                 "{}",
                 u8::from(st.tmr_notification.load(Ordering::Relaxed))
             )
         }
-        A_EMULATE_WRITE_CACHE => writeln!(f, "{}", u8::from(dev.write_cache())),
-        A_STATS => match dev.uio.lock().as_ref() {
+        Some(DevAttr::EmulateWriteCache) => writeln!(f, "{}", u8::from(dev.write_cache())),
+        Some(DevAttr::Stats) => match dev.uio.lock().as_ref() {
             Some(reg) => reg.data().write_stats(f),
             None => writeln!(f, "enabled 0"),
         },
         _ => {
             let p = dev.cfg.lock();
-            match id {
-                A_MAX_DATA_AREA_MB => writeln!(f, "{}", p.data_area_mb),
-                A_DATA_PAGES_PER_BLK => writeln!(f, "{}", p.data_pages_per_blk),
-                A_CMD_RING_SIZE_MB => writeln!(f, "{}", p.cmd_ring_size_mb()),
-                A_DEV_CONFIG => f
+            match DevAttr::from_id(id) {
+                Some(DevAttr::MaxDataAreaMb) => writeln!(f, "{}", p.data_area_mb),
+                Some(DevAttr::DataPagesPerBlk) => writeln!(f, "{}", p.data_pages_per_blk),
+                Some(DevAttr::CmdRingSizeMb) => writeln!(f, "{}", p.cmd_ring_size_mb()),
+                Some(DevAttr::DevConfig) => f
                     .write_bytes(p.dev_config())
                     .and_then(|()| f.write_str("\n")),
-                A_DEV_SIZE => writeln!(f, "{}", p.dev_size),
-                A_NL_REPLY_SUPPORTED => writeln!(f, "{}", p.nl_reply_supported),
+                Some(DevAttr::DevSize) => writeln!(f, "{}", p.dev_size),
+                Some(DevAttr::NlReplySupported) => writeln!(f, "{}", p.nl_reply_supported),
                 _ => return Err(EINVAL),
             }
         }
@@ -118,8 +129,8 @@ pub(crate) fn dev_attr_show(dev: &Device<User>, id: usize, f: &mut ShowPage<'_>)
 /// Stores attribute `id` of `<dev>/attrib` (`Backend::dev_attr_store`).
 pub(crate) fn dev_attr_store(dev: &Device<User>, id: usize, data: &[u8]) -> Result<usize> {
     let st = &dev.settings;
-    match id {
-        A_CMD_TIME_OUT => {
+    match DevAttr::from_id(id) {
+        Some(DevAttr::CmdTimeOut) => {
             if dev.export_count() > 0 {
                 pr_warn_ratelimited!(
                     "{}: cannot set cmd_time_out while exports exist\n",
@@ -131,7 +142,7 @@ pub(crate) fn dev_attr_store(dev: &Device<User>, id: usize, data: &[u8]) -> Resu
             st.cmd_time_out_ms
                 .store(u64::from(v) * 1000, Ordering::Relaxed);
         }
-        A_QFULL_TIME_OUT => {
+        Some(DevAttr::QfullTimeOut) => {
             let v = kstrto::kstrtos32(data).map_err(kerr)?;
             let ms = match v {
                 v if v >= 0 => i64::from(v) * 1000,
@@ -143,7 +154,7 @@ pub(crate) fn dev_attr_store(dev: &Device<User>, id: usize, data: &[u8]) -> Resu
             };
             st.qfull_time_out_ms.store(ms, Ordering::Relaxed);
         }
-        A_DEV_CONFIG => {
+        Some(DevAttr::DevConfig) => {
             let v = data.split(|&b| b == 0).next().unwrap_or(&[]);
             if v.is_empty() || v.len() > params::TCMU_CONFIG_LEN - 1 {
                 return Err(EINVAL);
@@ -156,24 +167,24 @@ pub(crate) fn dev_attr_store(dev: &Device<User>, id: usize, data: &[u8]) -> Resu
                 reg.set_name(uio_name(dev, v)?);
             }
         }
-        A_DEV_SIZE => {
+        Some(DevAttr::DevSize) => {
             let v = kstrto::kstrtoull(data).map_err(kerr)?;
             reconfig(dev, netlink::Reconfig::DevSize(v))?;
             dev.cfg.lock().dev_size = v;
         }
-        A_EMULATE_WRITE_CACHE => {
+        Some(DevAttr::EmulateWriteCache) => {
             let v = kstrto::kstrtou8(data).map_err(kerr)?;
             reconfig(dev, netlink::Reconfig::WriteCache(v))?;
             dev.set_write_cache(v != 0);
         }
-        A_TMR_NOTIFICATION => match kstrto::kstrtou8(data).map_err(kerr)? {
+        Some(DevAttr::TmrNotification) => match kstrto::kstrtou8(data).map_err(kerr)? {
             v @ (0 | 1) => st.tmr_notification.store(v == 1, Ordering::Relaxed),
             v => {
                 pr_warn_ratelimited!("{}: invalid tmr_notification value {}\n", &*dev.name, v);
                 return Err(EINVAL);
             }
         },
-        A_NL_REPLY_SUPPORTED => {
+        Some(DevAttr::NlReplySupported) => {
             let v = kstrto::kstrtoll(data).map_err(kerr)?;
             let v = i8::try_from(v).map_err(|_| ERANGE)?;
             dev.cfg.lock().nl_reply_supported = i32::from(v);
@@ -185,7 +196,7 @@ pub(crate) fn dev_attr_store(dev: &Device<User>, id: usize, data: &[u8]) -> Resu
 
 /// Shows action `id` of `<dev>/action` (`Backend::action_show`).
 pub(crate) fn action_show(dev: &Device<User>, id: usize, f: &mut ShowPage<'_>) -> Result {
-    if id != ACT_BLOCK_DEV {
+    if Action::from_id(id) != Some(Action::BlockDev) {
         return Err(EINVAL);
     }
     let blocked = dev.settings.blocked.load(Ordering::Relaxed);
@@ -200,15 +211,15 @@ pub(crate) fn action_store(dev: &Device<User>, id: usize, data: &[u8]) -> Result
         return Err(EINVAL);
     };
     let ring = reg.data();
-    match id {
-        ACT_BLOCK_DEV => match kstrto::kstrtou8(data).map_err(kerr)? {
+    match Action::from_id(id) {
+        Some(Action::BlockDev) => match kstrto::kstrtou8(data).map_err(kerr)? {
             v @ (0 | 1) => ring.set_blocked(v == 1),
             v => {
                 pr_warn_ratelimited!("{}: invalid block value {}\n", &*dev.name, v);
                 return Err(EINVAL);
             }
         },
-        ACT_RESET_RING => match kstrto::kstrtou8(data).map_err(kerr)? {
+        Some(Action::ResetRing) => match kstrto::kstrtou8(data).map_err(kerr)? {
             v @ (1 | 2) => {
                 if ring.reset(v) {
                     reg.notify();
@@ -219,7 +230,7 @@ pub(crate) fn action_store(dev: &Device<User>, id: usize, data: &[u8]) -> Result
                 return Err(EINVAL);
             }
         },
-        ACT_FREE_KEPT_BUF => {
+        Some(Action::FreeKeptBuf) => {
             let id = kstrto::kstrtou16(data).map_err(kerr)?;
             if ring.free_kept_buf(id)? {
                 reg.notify();
