@@ -18,7 +18,10 @@ use kernel::{
     new_condvar, new_mutex, pr_warn_ratelimited,
     prelude::*,
     str::CStr,
-    sync::{Arc, CondVar, CondVarTimeoutResult, Mutex},
+    sync::{
+        lock::{mutex::MutexBackend, Guard},
+        Arc, CondVar, CondVarTimeoutResult, Mutex,
+    },
     time::msecs_to_jiffies,
 };
 
@@ -257,21 +260,7 @@ impl Nl {
                 status: None,
             })?;
         }
-        let sent = (|| {
-            let mut msg = reg.message(cmd, GFP_KERNEL)?;
-            msg.put_string(abi::TCMU_ATTR_DEVICE, ev.uio_name)?;
-            msg.put_u32(abi::TCMU_ATTR_MINOR, ev.minor)?;
-            msg.put_u32(abi::TCMU_ATTR_DEVICE_ID, ev.dev_index)?;
-            match ev.reconfig {
-                Reconfig::None => {}
-                Reconfig::DevConfig(c) => msg.put_string(abi::TCMU_ATTR_DEV_CFG, c)?,
-                Reconfig::DevSize(s) => {
-                    msg.put_u64(abi::TCMU_ATTR_DEV_SIZE, s, abi::TCMU_ATTR_PAD)?
-                }
-                Reconfig::WriteCache(w) => msg.put_u8(abi::TCMU_ATTR_WRITECACHE, w)?,
-            }
-            msg.multicast(0)
-        })();
+        let sent = Self::multicast(reg, cmd, ev);
         // Nobody listening is fine for an addition: the handler may not be up yet.
         let sent = match sent {
             Err(e) if e == ESRCH && cmd == abi::TCMU_CMD_ADDED_DEVICE => Ok(()),
@@ -283,36 +272,61 @@ impl Nl {
         let gen = RESET_GEN.load(Ordering::Acquire);
         WAITING.fetch_add(1, Ordering::AcqRel);
         let mut st = nl.shared.st.lock();
-        let mut res = sent;
-        if res.is_ok() {
-            let mut left = msecs_to_jiffies(REPLY_TIMEOUT_MS);
-            let slice = msecs_to_jiffies(RESET_POLL_MS);
-            res = loop {
-                if let Some(status) = st.find(ev.dev_index).and_then(|w| w.status) {
-                    break reply_result(status, ev.dev_index);
-                }
-                if RESET_GEN.load(Ordering::Acquire) != gen {
-                    pr_debug!("Aborting nl cmd {} on device {}\n", cmd, ev.dev_index);
-                    break Err(EINTR);
-                }
-                if left == 0 {
-                    pr_warn_ratelimited!(
-                        "no netlink reply from the handler for device {}\n",
-                        ev.dev_index
-                    );
-                    break Err(errno(kernel::bindings::ETIMEDOUT));
-                }
-                let t = left.min(slice);
-                match nl.shared.cv.wait_interruptible_timeout(&mut st, t) {
-                    CondVarTimeoutResult::Woken { jiffies } => left -= t - jiffies.min(t),
-                    CondVarTimeoutResult::Timeout => left -= t,
-                    CondVarTimeoutResult::Signal { .. } => break Err(EINTR),
-                }
-            };
-        }
+        let res = sent.and_then(|()| Self::wait_reply(nl, &mut st, cmd, ev.dev_index, gen));
         st.remove(ev.dev_index);
         drop(st);
         WAITING.fetch_sub(1, Ordering::AcqRel);
         res
+    }
+
+    /// Sends event `cmd` about `ev` to the handlers listening.
+    fn multicast(reg: &genetlink::Registration<Nl>, cmd: u8, ev: &DevEvent<'_>) -> Result {
+        let mut msg = reg.message(cmd, GFP_KERNEL)?;
+        msg.put_string(abi::TCMU_ATTR_DEVICE, ev.uio_name)?;
+        msg.put_u32(abi::TCMU_ATTR_MINOR, ev.minor)?;
+        msg.put_u32(abi::TCMU_ATTR_DEVICE_ID, ev.dev_index)?;
+        match ev.reconfig {
+            Reconfig::None => {}
+            Reconfig::DevConfig(c) => msg.put_string(abi::TCMU_ATTR_DEV_CFG, c)?,
+            Reconfig::DevSize(s) => msg.put_u64(abi::TCMU_ATTR_DEV_SIZE, s, abi::TCMU_ATTR_PAD)?,
+            Reconfig::WriteCache(w) => msg.put_u8(abi::TCMU_ATTR_WRITECACHE, w)?,
+        }
+        msg.multicast(0)
+    }
+
+    /// Waits (with `st` locked, dropped while asleep) for the handler's reply to event `cmd`
+    /// of device `dev_index`, for at most `REPLY_TIMEOUT_MS`, or until `reset_netlink` moves
+    /// the reset generation on from `gen` or a signal comes.
+    fn wait_reply(
+        nl: &Nl,
+        st: &mut Guard<'_, State, MutexBackend>,
+        cmd: u8,
+        dev_index: u32,
+        gen: u32,
+    ) -> Result {
+        let mut left = msecs_to_jiffies(REPLY_TIMEOUT_MS);
+        let slice = msecs_to_jiffies(RESET_POLL_MS);
+        loop {
+            if let Some(status) = st.find(dev_index).and_then(|w| w.status) {
+                return reply_result(status, dev_index);
+            }
+            if RESET_GEN.load(Ordering::Acquire) != gen {
+                pr_debug!("Aborting nl cmd {} on device {}\n", cmd, dev_index);
+                return Err(EINTR);
+            }
+            if left == 0 {
+                pr_warn_ratelimited!(
+                    "no netlink reply from the handler for device {}\n",
+                    dev_index
+                );
+                return Err(errno(kernel::bindings::ETIMEDOUT));
+            }
+            let t = left.min(slice);
+            match nl.shared.cv.wait_interruptible_timeout(st, t) {
+                CondVarTimeoutResult::Woken { jiffies } => left -= t - jiffies.min(t),
+                CondVarTimeoutResult::Timeout => left -= t,
+                CondVarTimeoutResult::Signal { .. } => return Err(EINTR),
+            }
+        }
     }
 }
