@@ -117,7 +117,7 @@ build_selftests() {
 # (devtools/no-panic.py): no function of the module, and none of our rust/kernel
 # abstractions, calls a libcore function that diverges into the panic handler, directly or
 # through the kernel crate.
-OUR_ABSTRACTIONS="kernel::uio kernel::target kernel::genetlink kernel::timer kernel::module_param kernel::ratelimit kernel::kunit_suite"
+OUR_ABSTRACTIONS="kernel::uio kernel::target kernel::scatterlist kernel::genetlink kernel::timer kernel::module_param kernel::ratelimit kernel::kunit_suite"
 no_panic_paths() {
 	local rc=0
 	# shellcheck disable=SC2086 # a list of paths
@@ -195,7 +195,7 @@ rustdoc_gate() {
 # replacing the C module builds (CONFIG_TCM_USER_RS_DROP_IN, no TCM_USER2, no KUnit), built
 # with CLIPPY=1 (the tree's .clippy.toml: msrv 1.78). Our objects are rebuilt every time so
 # that their clippy warnings are seen; any warning in our Rust fails, as does a build error.
-CLIPPY_OURS='drivers/target/tcmu_rs/|rust/kernel/(uio|target|genetlink|timer|module_param|ratelimit|kunit_suite)\.rs|rust/macros/kunit\.rs'
+CLIPPY_OURS='drivers/target/tcmu_rs/|rust/kernel/(uio|target|scatterlist|genetlink|timer|module_param|ratelimit|kunit_suite)\.rs|rust/macros/kunit\.rs'
 dropin_gate() {
 	local dbuild out t0=$SECONDS
 	dbuild=$(FLAVOUR=dropin bash "$TOP/devtools/kernel.sh" path)

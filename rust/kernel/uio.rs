@@ -21,7 +21,7 @@ use crate::{
     ffi::{c_int, c_void},
     init::PinInit,
     new_mutex,
-    page::{Page, PAGE_SIZE},
+    page::{Page, PageRef, PAGE_SIZE},
     prelude::*,
     str::{CStr, CString},
     sync::{Arc, ArcBorrow, Mutex},
@@ -30,25 +30,18 @@ use crate::{
 };
 use core::ptr::{self, NonNull};
 
-/// A page handed to the memory manager to satisfy a fault. Holds a reference to the page and,
-/// if made by [`FaultPage::locked`], its page lock.
+/// A page handed to the memory manager to satisfy a fault: a reference to the page and, if
+/// made by [`FaultPage::locked`], its page lock.
 pub struct FaultPage {
-    page: NonNull<bindings::page>,
+    page: PageRef,
     locked: bool,
 }
-
-// SAFETY: A page reference can be dropped from any thread.
-unsafe impl Send for FaultPage {}
 
 impl FaultPage {
     /// Takes a new reference to `page`.
     pub fn from_page(page: &Page) -> Self {
-        let p = page.as_ptr();
-        // SAFETY: `p` is a valid page, kept alive by `page` while we take our own reference.
-        unsafe { bindings::get_page(p) };
-        // SAFETY: `Page::as_ptr` is never null.
         Self {
-            page: unsafe { NonNull::new_unchecked(p) },
+            page: PageRef::new(page),
             locked: false,
         }
     }
@@ -65,22 +58,22 @@ impl FaultPage {
         fp
     }
 
+    /// The page, with its reference (and lock, if locked) given up to the memory manager.
     fn into_raw(self) -> (*mut bindings::page, bool) {
-        let r = (self.page.as_ptr(), self.locked);
-        core::mem::forget(self);
-        r
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again: the reference moves out once.
+        let page = unsafe { ptr::read(&this.page) };
+        (page.into_raw().as_ptr(), this.locked)
     }
 }
 
 impl Drop for FaultPage {
     fn drop(&mut self) {
-        let p = self.page.as_ptr();
         if self.locked {
-            // SAFETY: We locked the page in `locked` and still hold it.
-            unsafe { bindings::unlock_page(p) };
+            // SAFETY: We locked the page in `locked` and still hold a reference to it.
+            unsafe { bindings::unlock_page(self.page.as_ptr()) };
         }
-        // SAFETY: We own one reference to the page.
-        unsafe { bindings::put_page(p) };
+        // `self.page` puts its reference.
     }
 }
 
@@ -202,10 +195,9 @@ impl SharedArea {
         // SAFETY: `p` is inside this vmalloc area.
         let page = unsafe { bindings::vmalloc_to_page(p.cast()) };
         let page = NonNull::new(page)?;
-        // SAFETY: The page belongs to this live vmalloc area.
-        unsafe { bindings::get_page(page.as_ptr()) };
         Some(FaultPage {
-            page,
+            // SAFETY: The page belongs to this live vmalloc area.
+            page: unsafe { PageRef::get(page) },
             locked: false,
         })
     }

@@ -18,11 +18,11 @@ use crate::smallvec::SmallVec;
 use crate::stats::Stats;
 use core::sync::atomic::{fence, Ordering};
 use kernel::{
-    page::{Page, PAGE_SIZE},
+    page::{Page, PageRef, PAGE_SIZE},
     pr_warn_ratelimited,
     prelude::*,
     sync::Arc,
-    target::{self, DataDir, PageRef, PendingCmd, SENSE_BUFFER_SIZE},
+    target::{self, DataDir, PendingCmd, SENSE_BUFFER_SIZE},
     timer::{current_cpu, ArcWork},
 };
 

@@ -21,6 +21,7 @@ use kernel::{
     page::{Page, PAGE_SIZE},
     pr_warn_ratelimited,
     prelude::*,
+    scatterlist::SgList,
     sync::Arc,
     target::{
         self, DataDir, PendingCmd, Rejected, SenseReason, TCM_CHECK_CONDITION_ABORT_CMD,
@@ -459,7 +460,7 @@ impl Ring {
     pub(crate) fn copy_sg(
         &self,
         pages: &KVVec<Option<Page>>,
-        sg: &target::SgList<'_>,
+        sg: &SgList<'_>,
         dbis: &[u32],
         len: usize,
         to_blocks: bool,
