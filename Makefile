@@ -20,7 +20,7 @@ export LONG ?= 0
 # it is the contract).
 export QUICK ?= 0
 
-.PHONY: all run check bench deps kernel modules host-test vm-check vm clean-cache
+.PHONY: all run check bench patches deps kernel modules host-test vm-check vm clean-cache
 
 all: run
 
@@ -56,6 +56,11 @@ check: deps
 # BENCH_PROFILE=row (a perf profile of one row on both modules instead of the matrix).
 bench: deps
 	@bash devtools/bench.sh
+
+# The overlay as a git format-patch series against the pristine Debian 6.12 tree, in
+# out/patches (PATCHES_OUT=dir), checked to apply with git am and to give the tested tree.
+patches: deps
+	@bash devtools/patches.sh
 
 clean-cache:
 	rm -rf "$${TCMU_CACHE:-$$HOME/.cache/tcmu-rs}/build"

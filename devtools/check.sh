@@ -225,6 +225,32 @@ dropin_gate() {
 	fi
 }
 
+# `make patches` (devtools/patches.sh): the series applies with git am to the pristine tree
+# and gives the tested tree; checkpatch --strict is clean on its kernel patches (all but the
+# host tools' patch; FILE_PATH_CHANGES: MAINTAINERS comes with the driver's patch).
+patches_gate() {
+	local out=$RES/patches log=$RES/patches.log p bad=0
+	if ! PATCHES_OUT=$out bash "$TOP/devtools/patches.sh" >"$log" 2>&1; then
+		tail -5 "$log" >&2
+		log "patches: make patches failed (see $log)"
+		echo "patches 0 1" >>"$RES/results"
+		return
+	fi
+	for p in "$out"/*.patch; do
+		case $p in *-tools-add-the-TCMU-host-tools.patch) continue ;; esac
+		perl "$SRC/scripts/checkpatch.pl" --strict --no-tree --quiet \
+			--ignore PREFER_KERNEL_TYPES,FILE_PATH_CHANGES,MISSING_FIXES_TAG "$p" >>"$log" 2>&1 ||
+			{ log "checkpatch: findings in $(basename "$p")"; bad=1; }
+	done
+	if [ $bad = 0 ]; then
+		log "patches: $(ls "$out" | wc -l) patches apply to the pristine tree, checkpatch clean"
+		echo "patches 1 0" >>"$RES/results"
+	else
+		grep -E '^(ERROR|WARNING|CHECK)' -A3 "$log" | head -30 >&2
+		echo "patches 0 1" >>"$RES/results"
+	fi
+}
+
 guest_tests() {
 	local t0=$SECONDS
 	log "kernel: build ($FLAVOUR)"
@@ -235,6 +261,7 @@ guest_tests() {
 	checkpatch_gate
 	rustdoc_gate
 	dropin_gate
+	patches_gate
 	t0=$SECONDS
 	build_selftests
 	build_tools

@@ -237,13 +237,14 @@ macro_rules! module_param_cb {
                 $crate::module_param::OpsOf::<$ops>::$kind;
             #[link_section = "__param"]
             #[used(compiler)]
-            static PARAM: $crate::module_param::KernelParam = $crate::module_param::KernelParam::new(
-                $crate::c_str!($name),
-                // SAFETY: Only the address of the module's `struct module` is taken.
-                unsafe { ::core::ptr::addr_of!(__this_module) }.cast_mut().cast(),
-                &OPS,
-                $perm,
-            );
+            static PARAM: $crate::module_param::KernelParam =
+                $crate::module_param::KernelParam::new(
+                    $crate::c_str!($name),
+                    // SAFETY: Only the address of the module's `struct module` is taken.
+                    unsafe { ::core::ptr::addr_of!(__this_module) }.cast_mut().cast(),
+                    &OPS,
+                    $perm,
+                );
             const INFO: &str = concat!("parm=", $name, ":", $desc);
             #[link_section = ".modinfo"]
             #[used(compiler)]

@@ -15,7 +15,8 @@
 //! which this abstraction does not offer. Scatter-gather lists are in
 //! [`scatterlist`](crate::scatterlist), page references in [`page`](crate::page).
 //!
-//! C headers: [`include/target/target_core_backend.h`](srctree/include/target/target_core_backend.h),
+//! C headers:
+//! [`include/target/target_core_backend.h`](srctree/include/target/target_core_backend.h),
 //! [`include/target/target_core_base.h`](srctree/include/target/target_core_base.h).
 
 use crate::ffi::c_char;

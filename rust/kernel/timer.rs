@@ -186,7 +186,13 @@ impl<T: HasArcWork> ArcWork<T> {
             work <- Opaque::ffi_init(|w: *mut bindings::work_struct| {
                 // SAFETY: `w` is valid for writes; this initialises it fully.
                 unsafe {
-                    bindings::init_work_with_key(w, Some(run_cb::<T>), false, name.as_char_ptr(), key.as_ptr())
+                    bindings::init_work_with_key(
+                        w,
+                        Some(run_cb::<T>),
+                        false,
+                        name.as_char_ptr(),
+                        key.as_ptr(),
+                    )
                 };
             }),
             _p: PhantomData,

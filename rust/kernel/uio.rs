@@ -104,14 +104,22 @@ unsafe impl Sync for SharedArea {}
 
 macro_rules! shared_rw {
     ($read:ident, $write:ident, $t:ty) => {
-        #[doc = concat!("Reads a `", stringify!($t), "` at byte offset `off` (naturally aligned).")]
+        #[doc = concat!(
+                    "Reads a `",
+                    stringify!($t),
+                    "` at byte offset `off` (naturally aligned)."
+                )]
         pub fn $read(&self, off: usize) -> Option<$t> {
             let p = self.at(off, core::mem::size_of::<$t>())?.cast::<$t>();
             // SAFETY: `at` checked bounds and alignment; the area is live.
             Some(unsafe { ptr::read_volatile(p) })
         }
 
-        #[doc = concat!("Writes a `", stringify!($t), "` at byte offset `off` (naturally aligned).")]
+        #[doc = concat!(
+                    "Writes a `",
+                    stringify!($t),
+                    "` at byte offset `off` (naturally aligned)."
+                )]
         pub fn $write(&self, off: usize, v: $t) -> Option<()> {
             let p = self.at(off, core::mem::size_of::<$t>())?.cast::<$t>();
             // SAFETY: `at` checked bounds and alignment; the area is live.
@@ -270,7 +278,9 @@ unsafe impl Send for MappingPtr {}
 impl OpenMapping {
     /// Nothing recorded.
     pub fn new() -> impl PinInit<Self> {
-        pin_init!(Self { mapping <- new_mutex!(MappingPtr(ptr::null_mut(), false), "uio::OpenMapping") })
+        pin_init!(Self {
+            mapping <- new_mutex!(MappingPtr(ptr::null_mut(), false), "uio::OpenMapping"),
+        })
     }
 
     fn set(&self, m: *mut bindings::address_space) {

@@ -458,14 +458,11 @@ mod tests {
         assert_eq!(r.pending_slots(), 2);
         match r.begin_reap(512) {
             Ok(mut reaper) => {
-                let pad = reaper.consume();
-                assert!(
-                    matches!(pad, Ok(Some(s)) if s.offset == 640 && s.len() == 384 && s.op() == abi::TCMU_OP_PAD)
-                );
-                let cmd = reaper.consume();
-                assert!(
-                    matches!(cmd, Ok(Some(s)) if s.offset == 0 && s.len() == 512 && s.op() == abi::TCMU_OP_CMD)
-                );
+                let slot = |r: Result<Option<Slot>, RingError>| {
+                    r.ok().flatten().map(|s| (s.offset, s.len(), s.op()))
+                };
+                assert_eq!(slot(reaper.consume()), Some((640, 384, abi::TCMU_OP_PAD)));
+                assert_eq!(slot(reaper.consume()), Some((0, 512, abi::TCMU_OP_CMD)));
                 assert!(matches!(reaper.consume(), Ok(None)));
             }
             Err(_) => assert!(false, "reap the PAD and the entry"),

@@ -64,7 +64,10 @@ impl Reclaimer {
         Arc::pin_init(
             pin_init!(Reclaimer {
                 rings <- new_mutex!(slots::Slots::new(), "Reclaimer::rings"),
-                work <- ArcWork::new(c_str!("tcmu_rs::Reclaimer::work"), kernel::static_lock_class!()),
+                work <- ArcWork::new(
+                    c_str!("tcmu_rs::Reclaimer::work"),
+                    kernel::static_lock_class!()
+                ),
                 retry <- ArcTimer::new(),
             }),
             GFP_KERNEL,
