@@ -317,6 +317,12 @@ impl<T: Family> Drop for Message<'_, T> {
     }
 }
 
+/// `genl_ops::doit` of an operation of family `T`.
+///
+/// # Safety
+///
+/// `info` is the request being processed, with its attributes parsed by the netlink core
+/// against the family's policy; the family is registered.
 unsafe extern "C" fn doit_cb<T: Family>(
     _skb: *mut bindings::sk_buff,
     info: *mut bindings::genl_info,

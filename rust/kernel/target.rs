@@ -909,6 +909,12 @@ impl core::fmt::Write for ShowPage<'_> {
     }
 }
 
+/// `show` of device attribute `ID` of group `G` (configfs).
+///
+/// # Safety
+///
+/// `item` is the `attrib` (or `action`) group item of a device of backend `T` that this
+/// abstraction registered, and `page` a buffer of `PAGE_SIZE` bytes owned by the caller.
 unsafe extern "C" fn attr_show_cb<T: Backend, const G: u8, const ID: usize>(
     item: *mut bindings::config_item,
     page: *mut c_char,
@@ -928,6 +934,11 @@ unsafe extern "C" fn attr_show_cb<T: Backend, const G: u8, const ID: usize>(
     }
 }
 
+/// `store` of device attribute `ID` of group `G` (configfs).
+///
+/// # Safety
+///
+/// `item` is as for [`attr_show_cb`]; `page` points to `count` readable bytes.
 unsafe extern "C" fn attr_store_cb<T: Backend, const G: u8, const ID: usize>(
     item: *mut bindings::config_item,
     page: *const c_char,
@@ -962,6 +973,11 @@ fn store_fns<T: Backend, const G: u8>() -> [StoreFn; MAX_ATTRS] {
     attr_fns!(attr_store_cb, T, G, 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
 }
 
+/// `target_backend_ops::attach_hba`.
+///
+/// # Safety
+///
+/// `hba` is a valid HBA of backend `T` being attached, not yet shared by the target core.
 unsafe extern "C" fn attach_hba_cb<T: Backend>(hba: *mut bindings::se_hba, host_id: u32) -> i32 {
     from_result(|| {
         let data = KBox::new(T::attach_hba(host_id)?, GFP_KERNEL)?;
@@ -971,6 +987,11 @@ unsafe extern "C" fn attach_hba_cb<T: Backend>(hba: *mut bindings::se_hba, host_
     })
 }
 
+/// `target_backend_ops::detach_hba`.
+///
+/// # Safety
+///
+/// `hba` was attached by [`attach_hba_cb`] and is detached once, with no device left in it.
 unsafe extern "C" fn detach_hba_cb<T: Backend>(hba: *mut bindings::se_hba) {
     // SAFETY: The HBA is valid; `hba_ptr` holds the box leaked by `attach_hba_cb`, and the target
     // core detaches an HBA only once, after all its devices are gone.
@@ -980,6 +1001,11 @@ unsafe extern "C" fn detach_hba_cb<T: Backend>(hba: *mut bindings::se_hba) {
     }
 }
 
+/// `target_backend_ops::alloc_device`.
+///
+/// # Safety
+///
+/// `hba` is an HBA attached by [`attach_hba_cb`] and `name` a NUL-terminated string.
 unsafe extern "C" fn alloc_device_cb<T: Backend>(
     hba: *mut bindings::se_hba,
     name: *const c_char,
@@ -1009,17 +1035,33 @@ unsafe extern "C" fn alloc_device_cb<T: Backend>(
     unsafe { Opaque::raw_get(&raw const (*dev).se_dev) }
 }
 
+/// `target_backend_ops::configure_device`.
+///
+/// # Safety
+///
+/// `dev` was allocated by [`alloc_device_cb`] and not yet freed.
 unsafe extern "C" fn configure_device_cb<T: Backend>(dev: *mut bindings::se_device) -> i32 {
     // SAFETY: The target core passes a device allocated by `alloc_device_cb`.
     let dev = unsafe { Device::<T>::from_raw(dev) };
     from_result(|| T::configure_device(dev).map(|()| 0))
 }
 
+/// `target_backend_ops::destroy_device`.
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`]; called once, after a successful configuration.
 unsafe extern "C" fn destroy_device_cb<T: Backend>(dev: *mut bindings::se_device) {
     // SAFETY: As in `configure_device_cb`.
     T::destroy_device(unsafe { Device::<T>::from_raw(dev) });
 }
 
+/// `target_backend_ops::free_device`.
+///
+/// # Safety
+///
+/// `se_dev` was allocated by [`alloc_device_cb`]; the target core frees it once and uses it
+/// no more, except under RCU until a grace period passes.
 unsafe extern "C" fn free_device_cb<T: Backend>(se_dev: *mut bindings::se_device) {
     let off = core::mem::offset_of!(Device<T>, se_dev);
     // SAFETY: `se_dev` is the `se_dev` field of a `Device<T>` leaked by `alloc_device_cb`.
@@ -1033,6 +1075,12 @@ unsafe extern "C" fn free_device_cb<T: Backend>(se_dev: *mut bindings::se_device
     unsafe { bindings::call_rcu(&raw mut (*se_dev).callback_head, Some(free_device_rcu::<T>)) };
 }
 
+/// The RCU callback that frees a device after [`free_device_cb`].
+///
+/// # Safety
+///
+/// `head` is the `callback_head` of a device's `se_device` passed to `call_rcu` by
+/// [`free_device_cb`]; a grace period has passed.
 unsafe extern "C" fn free_device_rcu<T: Backend>(head: *mut bindings::callback_head) {
     let off = core::mem::offset_of!(Device<T>, se_dev)
         + core::mem::offset_of!(bindings::se_device, callback_head);
@@ -1044,6 +1092,11 @@ unsafe extern "C" fn free_device_rcu<T: Backend>(head: *mut bindings::callback_h
     }
 }
 
+/// `target_backend_ops::set_configfs_dev_params` (the `control` attribute).
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`]; `page` points to `count` readable bytes.
 unsafe extern "C" fn set_params_cb<T: Backend>(
     dev: *mut bindings::se_device,
     page: *const c_char,
@@ -1062,6 +1115,11 @@ unsafe extern "C" fn set_params_cb<T: Backend>(
     }
 }
 
+/// `target_backend_ops::show_configfs_dev_params` (the `info` attribute).
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`]; `page` is a buffer of `PAGE_SIZE` bytes.
 unsafe extern "C" fn show_params_cb<T: Backend>(
     dev: *mut bindings::se_device,
     page: *mut c_char,
@@ -1075,12 +1133,23 @@ unsafe extern "C" fn show_params_cb<T: Backend>(
     f.len() as isize
 }
 
+/// `target_backend_ops::parse_cdb`.
+///
+/// # Safety
+///
+/// `cmd` is a live command of a device of backend `T`, being set up by the target core.
 unsafe extern "C" fn parse_cdb_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> SenseReason {
     // SAFETY: The target core passes a live command; the passthrough parser emulates what LIO
     // handles itself and sets `execute_cb` as the command's `execute_cmd` for the rest.
     unsafe { bindings::passthrough_parse_cdb(cmd, Some(execute_cb::<T>)) }
 }
 
+/// `se_cmd::execute_cmd`, set by [`parse_cdb_cb`].
+///
+/// # Safety
+///
+/// `cmd` is a live command of a device of backend `T` that the target core hands over until
+/// it is completed.
 unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> SenseReason {
     let Some(cmd) = NonNull::new(cmd) else {
         return TCM_UNSUPPORTED_SCSI_OPCODE;
@@ -1104,6 +1173,11 @@ unsafe extern "C" fn execute_cb<T: Backend>(cmd: *mut bindings::se_cmd) -> Sense
     }
 }
 
+/// `target_backend_ops::plug_device`.
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`].
 unsafe extern "C" fn plug_device_cb<T: Backend>(
     se_dev: *mut bindings::se_device,
 ) -> *mut bindings::se_dev_plug {
@@ -1118,6 +1192,11 @@ unsafe extern "C" fn plug_device_cb<T: Backend>(
     }
 }
 
+/// `target_backend_ops::unplug_device`.
+///
+/// # Safety
+///
+/// `se_plug` was returned by [`plug_device_cb`] and is unplugged once.
 unsafe extern "C" fn unplug_device_cb<T: Backend>(se_plug: *mut bindings::se_dev_plug) {
     // SAFETY: `se_plug` is a plug returned by `plug_device_cb`, whose `se_dev` the target
     // core set to its device (and holds a reference to until this returns).
@@ -1125,6 +1204,12 @@ unsafe extern "C" fn unplug_device_cb<T: Backend>(se_plug: *mut bindings::se_dev
     T::unplug(dev);
 }
 
+/// `target_backend_ops::tmr_notify`.
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`]; `list` is the target core's list of the commands the
+/// task management function aborts, valid and not changed during the call.
 unsafe extern "C" fn tmr_notify_cb<T: Backend>(
     se_dev: *mut bindings::se_device,
     tmf: bindings::tcm_tmreq_table,
@@ -1149,11 +1234,21 @@ unsafe extern "C" fn tmr_notify_cb<T: Backend>(
     T::tmr_notify(dev, Tmf::from_raw(tmf), &mut tags);
 }
 
+/// `target_backend_ops::get_device_type`.
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`].
 unsafe extern "C" fn device_type_cb<T: Backend>(dev: *mut bindings::se_device) -> u32 {
     // SAFETY: As in `configure_device_cb`.
     T::device_type(unsafe { Device::<T>::from_raw(dev) })
 }
 
+/// `target_backend_ops::get_blocks`.
+///
+/// # Safety
+///
+/// As for [`configure_device_cb`].
 unsafe extern "C" fn get_blocks_cb<T: Backend>(
     dev: *mut bindings::se_device,
 ) -> bindings::sector_t {

@@ -125,6 +125,12 @@ impl<T: HasArcTimer> ArcTimer<T> {
     }
 }
 
+/// The `timer_list` callback.
+///
+/// # Safety
+///
+/// `t` is the timer of a live `ArcTimer` embedded in a `T`, armed by `ArcTimer::arm` with a
+/// reference to its `Arc<T>` that this callback now owns.
 unsafe extern "C" fn expired_cb<T: HasArcTimer>(t: *mut bindings::timer_list) {
     let off = T::OFFSET + core::mem::offset_of!(ArcTimer<T>, timer);
     // SAFETY: `t` is the timer of a `T` (see `of`); it fired, so it held the reference taken in
@@ -241,6 +247,12 @@ impl<T: HasArcWork> ArcWork<T> {
     }
 }
 
+/// The `work_struct` callback.
+///
+/// # Safety
+///
+/// `w` is the work item of a live `ArcWork` embedded in a `T`, queued with a reference to its
+/// `Arc<T>` that this callback now owns.
 unsafe extern "C" fn run_cb<T: HasArcWork>(w: *mut bindings::work_struct) {
     let off = T::OFFSET + core::mem::offset_of!(ArcWork<T>, work);
     // SAFETY: `w` is the work of a `T` (see `of`), queued with the reference taken in

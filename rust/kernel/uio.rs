@@ -566,6 +566,12 @@ unsafe fn data_of<'a, T: Operations>(info: *mut bindings::uio_info) -> &'a T {
     unsafe { &*(*info).priv_.cast::<T>() }
 }
 
+/// `uio_info::open`.
+///
+/// # Safety
+///
+/// `info` is the `uio_info` of a device registered by this abstraction, still registered, and
+/// `inode` the inode being opened.
 unsafe extern "C" fn open_cb<T: Operations>(
     info: *mut bindings::uio_info,
     inode: *mut bindings::inode,
@@ -583,6 +589,11 @@ unsafe extern "C" fn open_cb<T: Operations>(
     })
 }
 
+/// `uio_info::release`.
+///
+/// # Safety
+///
+/// As for [`open_cb`], for a file that [`open_cb`] let open.
 unsafe extern "C" fn release_cb<T: Operations>(
     info: *mut bindings::uio_info,
     _: *mut bindings::inode,
@@ -596,6 +607,11 @@ unsafe extern "C" fn release_cb<T: Operations>(
     0
 }
 
+/// `uio_info::irqcontrol` (a write to the device).
+///
+/// # Safety
+///
+/// As for [`open_cb`].
 unsafe extern "C" fn irqcontrol_cb<T: Operations>(info: *mut bindings::uio_info, v: i32) -> c_int {
     // SAFETY: As in `open_cb`: `priv_` is the pointer `Arc::into_raw` gave for the
     // registration's `Arc`, which outlives this call.
@@ -616,6 +632,12 @@ impl<T: Operations> VmOps<T> {
     };
 }
 
+/// `uio_info::mmap`.
+///
+/// # Safety
+///
+/// As for [`open_cb`]; `vma` is the new mapping, whose `vm_ops` and `vm_private_data` this
+/// callback may set.
 unsafe extern "C" fn mmap_cb<T: Operations>(
     info: *mut bindings::uio_info,
     vma: *mut bindings::vm_area_struct,
@@ -638,6 +660,12 @@ unsafe extern "C" fn mmap_cb<T: Operations>(
     0
 }
 
+/// `vm_operations_struct::open`.
+///
+/// # Safety
+///
+/// `vma` is a mapping set up by [`mmap_cb`] (or copied from one), whose `vm_private_data` is
+/// what [`mmap_cb`] stored.
 unsafe extern "C" fn vma_open_cb<T: Operations>(vma: *mut bindings::vm_area_struct) {
     // SAFETY: A copy or split of a mapping set up by `mmap_cb`: `vm_private_data` is an
     // `Arc<T>` pointer; the new mapping takes its own reference.
@@ -656,11 +684,22 @@ unsafe fn arc_inc<T>(p: *const T) {
     core::mem::forget(a);
 }
 
+/// `vm_operations_struct::close`.
+///
+/// # Safety
+///
+/// As for [`vma_open_cb`]; called once per mapping.
 unsafe extern "C" fn vma_close_cb<T: Operations>(vma: *mut bindings::vm_area_struct) {
     // SAFETY: Drops the reference taken in `mmap_cb` or `vma_open_cb` for this mapping.
     unsafe { drop(Arc::from_raw((*vma).vm_private_data.cast::<T>())) };
 }
 
+/// `vm_operations_struct::fault`.
+///
+/// # Safety
+///
+/// `vmf` is a fault on a mapping set up by [`mmap_cb`], in process context with the mmap lock
+/// held.
 unsafe extern "C" fn fault_cb<T: Operations>(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: The memory manager passes a valid fault on a mapping set up by `mmap_cb`, which
     // holds a reference to `T` for as long as the mapping exists. Map 0 starts at file offset
