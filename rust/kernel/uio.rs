@@ -104,22 +104,14 @@ unsafe impl Sync for SharedArea {}
 
 macro_rules! shared_rw {
     ($read:ident, $write:ident, $t:ty) => {
-        #[doc = concat!(
-                    "Reads a `",
-                    stringify!($t),
-                    "` at byte offset `off` (naturally aligned)."
-                )]
+        /// Reads a value of this type at byte offset `off` (naturally aligned).
         pub fn $read(&self, off: usize) -> Option<$t> {
             let p = self.at(off, core::mem::size_of::<$t>())?.cast::<$t>();
             // SAFETY: `at` checked bounds and alignment; the area is live.
             Some(unsafe { ptr::read_volatile(p) })
         }
 
-        #[doc = concat!(
-                    "Writes a `",
-                    stringify!($t),
-                    "` at byte offset `off` (naturally aligned)."
-                )]
+        /// Writes a value of this type at byte offset `off` (naturally aligned).
         pub fn $write(&self, off: usize, v: $t) -> Option<()> {
             let p = self.at(off, core::mem::size_of::<$t>())?.cast::<$t>();
             // SAFETY: `at` checked bounds and alignment; the area is live.
