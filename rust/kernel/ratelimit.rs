@@ -9,6 +9,22 @@ use crate::time::Ktime;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 /// The state of one rate-limited call site.
+///
+/// # Examples
+///
+/// The first [`RateLimit::BURST`] messages of a window pass; the others are counted, and the
+/// count is reported with the first message of the next window.
+///
+/// ```
+/// use kernel::ratelimit::RateLimit;
+///
+/// let site = RateLimit::new();
+/// for _ in 0..RateLimit::BURST {
+///     assert_eq!(site.check(), Some(0));
+/// }
+/// assert_eq!(site.check(), None);
+/// assert_eq!(site.check(), None);
+/// ```
 pub struct RateLimit {
     window_start: AtomicI64,
     printed: AtomicU32,

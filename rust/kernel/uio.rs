@@ -92,6 +92,26 @@ pub fn wait_for_fault(page: &Page) {
 ///
 /// Accessors are volatile and bounds-checked; values read may have been written by an
 /// untrusted process and must be validated by the caller.
+///
+/// # Examples
+///
+/// An offset the other side chose cannot reach past the area: out-of-bounds, misaligned and
+/// overflowing accesses are refused.
+///
+/// ```
+/// use kernel::{page::PAGE_SIZE, uio::SharedArea};
+///
+/// let area = SharedArea::new(1)?;
+/// assert_eq!(area.len(), PAGE_SIZE);
+/// assert_eq!(area.read_u32(0), Some(0));
+/// assert!(area.write_u32(PAGE_SIZE - 4, 7).is_some());
+/// assert_eq!(area.read_u32(PAGE_SIZE - 4), Some(7));
+/// assert_eq!(area.read_u32(PAGE_SIZE), None);
+/// assert_eq!(area.read_u32(PAGE_SIZE - 2), None);
+/// assert_eq!(area.read_u32(1), None);
+/// assert_eq!(area.read_u64(usize::MAX), None);
+/// # Ok::<(), Error>(())
+/// ```
 pub struct SharedArea {
     ptr: NonNull<u8>,
     len: usize,
