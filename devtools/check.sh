@@ -191,8 +191,8 @@ rustdoc_gate() {
 	fi
 }
 
-# The dropin flavour (devtools/config/dropin.config), compile-only: the configuration a user
-# replacing the C module builds (CONFIG_TCM_USER_RS_DROP_IN, no TCM_USER2, no KUnit), built
+# The dropin flavour (devtools/config/dropin.config), compile-only (the Rust crates and the
+# module's objects): the configuration a user replacing the C module builds (CONFIG_TCM_USER_RS_DROP_IN, no TCM_USER2, no KUnit), built
 # with CLIPPY=1 (the tree's .clippy.toml: msrv 1.78). Our objects are rebuilt every time so
 # that their clippy warnings are seen; any warning in our Rust fails, as does a build error.
 CLIPPY_OURS='drivers/target/tcmu_rs/|rust/kernel/(uio|target|scatterlist|genetlink|timer|module_param|ratelimit|kunit_suite)\.rs|rust/macros/kunit\.rs'
@@ -208,8 +208,8 @@ dropin_gate() {
 		echo "dropin-build 0 1" >>"$RES/results"
 		return
 	fi
-	[ -f "$dbuild/drivers/target/tcmu_rs/target_core_user.ko" ] ||
-		{ log "dropin: no target_core_user.ko"; echo "dropin-build 0 1" >>"$RES/results"; return; }
+	[ -f "$dbuild/drivers/target/tcmu_rs/target_core_user.o" ] ||
+		{ log "dropin: no target_core_user.o"; echo "dropin-build 0 1" >>"$RES/results"; return; }
 	echo "dropin-build 1 0" >>"$RES/results"
 	# A warning's location follows it: "  --> path:line:col".
 	if grep -E '^ *--> ' "$out" | grep -E "$CLIPPY_OURS" >&2; then

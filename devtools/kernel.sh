@@ -110,7 +110,8 @@ progress() {
 		{ print; fflush() }' >&2
 }
 
-# The compile-only dropin flavour is also the clippy build.
+# The compile-only dropin flavour (the Rust crates and the module's objects, no image) is
+# also the clippy build.
 KEXTRA=()
 [ "$FLAVOUR" = dropin ] && KEXTRA=(CLIPPY=1 CLIPPY_DRIVER="$CLIPPY_DRIVER")
 
@@ -120,6 +121,13 @@ build() {
 	config
 	log "building $FLAVOUR kernel (jobs=$JOBS) in $BUILD"
 	local t0=$SECONDS
+	if [ "$FLAVOUR" = dropin ]; then
+		# Compile-only: the Rust crates (prepare) and the module's objects, no image.
+		kmake "${KEXTRA[@]}" drivers/target/tcmu_rs/ 2>&1 | progress "$BUILD/build.log" ||
+			die "drop-in build failed (see $BUILD/build.log)"
+		log "dropin build done in $((SECONDS - t0)) s"
+		return
+	fi
 	kmake "${KEXTRA[@]}" bzImage modules 2>&1 | progress "$BUILD/build.log" || die "kernel build failed (see $BUILD/build.log)"
 	install_modules
 	log "kernel build done in $((SECONDS - t0)) s"

@@ -721,7 +721,7 @@ unsafe extern "C" fn fault_cb<T: Operations>(vmf: *mut bindings::vm_fault) -> bi
         let vma = (*vmf).__bindgen_anon_1.vma;
         (
             (&*(*vma).vm_private_data.cast::<T>()),
-            (*vmf).__bindgen_anon_1.pgoff as usize,
+            (*vmf).__bindgen_anon_1.pgoff,
         )
     };
     match data.fault(pgoff) {

@@ -229,7 +229,7 @@ impl<S: DerefMut<Target = [u64]>> BlockAlloc<S> {
             return None;
         }
         let mut word_idx = (end - 1) / WORD_BITS;
-        let mut mask = if end.is_multiple_of(WORD_BITS) {
+        let mut mask = if end % WORD_BITS == 0 {
             u64::MAX
         } else {
             (1u64 << (end % WORD_BITS)) - 1

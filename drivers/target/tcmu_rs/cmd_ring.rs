@@ -153,7 +153,7 @@ impl<S: DerefMut<Target = [u32]>> CmdRing<S> {
     /// Returns `None` unless `size` is a non-zero multiple of
     /// `TCMU_OP_ALIGN_SIZE` below [`MAX_RING_SIZE`].
     pub fn new(size: u32, fifo: S) -> Option<Self> {
-        if size == 0 || !size.is_multiple_of(ALIGN) || size >= MAX_RING_SIZE {
+        if size == 0 || size % ALIGN != 0 || size >= MAX_RING_SIZE {
             return None;
         }
         Some(Self {
@@ -223,7 +223,7 @@ impl<S: DerefMut<Target = [u32]>> CmdRing<S> {
     /// none) and the total space needed, or `None` if `len` is not a valid
     /// entry length for this ring.
     fn layout(&self, len: u32) -> Option<(u32, u32)> {
-        if len < ALIGN || !len.is_multiple_of(ALIGN) || len >= self.size {
+        if len < ALIGN || len % ALIGN != 0 || len >= self.size {
             return None;
         }
         let to_end = self.size.saturating_sub(self.head);
@@ -339,7 +339,7 @@ impl<S: DerefMut<Target = [u32]>> CmdRing<S> {
         if tail >= self.size {
             return Err(RingError::TailOutOfRange { tail });
         }
-        if !tail.is_multiple_of(ALIGN) {
+        if tail % ALIGN != 0 {
             return Err(RingError::TailMisaligned { tail });
         }
         if self.dist(self.last_cleaned, tail) > self.used() {

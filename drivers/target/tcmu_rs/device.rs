@@ -260,7 +260,7 @@ impl Backend for User {
         let nl_reply_supported = dev.cfg.lock().nl_reply_supported;
         // Announce the removal while the device is still whole and unlocked: the handler
         // may block it or touch its attributes before answering.
-        let id = dev.uio.lock().as_ref().map(|reg| event_id(reg));
+        let id = dev.uio.lock().as_ref().map(event_id);
         if let Some(Ok((uio_name, minor))) = id {
             let ev = netlink::DevEvent {
                 uio_name: &uio_name,

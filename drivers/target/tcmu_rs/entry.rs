@@ -79,7 +79,7 @@ impl EntrySink for [u8] {
 /// `TCMU_OP_ALIGN_SIZE` that fits in the length bits of `len_op`.
 fn valid_len(len: usize) -> bool {
     len >= TCMU_OP_ALIGN_SIZE
-        && len.is_multiple_of(TCMU_OP_ALIGN_SIZE)
+        && len % TCMU_OP_ALIGN_SIZE == 0
         && u32::try_from(len).is_ok()
 }
 

@@ -443,7 +443,7 @@ fn apply(
             }
             // Deviation: C divides by zero / lets data_blk_size wrap.
             let blk_bytes = shl_checked(u64::from(val), limits.page_shift);
-            if val == 0 || blk_bytes.is_none_or(|b| b > u64::from(u32::MAX)) {
+            if val == 0 || blk_bytes.map_or(true, |b| b > u64::from(u32::MAX)) {
                 return Err(ParamError::Inval);
             }
             if enabled {
