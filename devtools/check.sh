@@ -251,6 +251,23 @@ patches_gate() {
 	fi
 }
 
+# The msrv flavour, compile-only: the test kernel's Rust built with rustc 1.78, the oldest
+# Linux 6.12 supports (the Debian rustc-web is 1.96: newer syntax such as &raw, or newer
+# library calls, would pass there and break the kernels users build).
+msrv_gate() {
+	local dbuild
+	dbuild=$(FLAVOUR=msrv bash "$TOP/devtools/kernel.sh" path)
+	if FLAVOUR=msrv bash "$TOP/devtools/kernel.sh" build >/dev/null 2>&1 &&
+		[ -f "$dbuild/drivers/target/tcmu_rs/tcmu_rs.o" ]; then
+		log "msrv: the kernel crate and the module build with rustc $MSRV_TOOLCHAIN"
+		echo "msrv 1 0" >>"$RES/results"
+	else
+		grep -E '^error' -A6 "$dbuild/build.log" | head -30 >&2
+		log "msrv: the build with rustc $MSRV_TOOLCHAIN failed (see $dbuild/build.log)"
+		echo "msrv 0 1" >>"$RES/results"
+	fi
+}
+
 guest_tests() {
 	local t0=$SECONDS
 	log "kernel: build ($FLAVOUR)"
@@ -261,6 +278,7 @@ guest_tests() {
 	checkpatch_gate
 	rustdoc_gate
 	dropin_gate
+	msrv_gate
 	patches_gate
 	t0=$SECONDS
 	build_selftests

@@ -34,4 +34,10 @@ if ! "$BINDGEN" --version 2>/dev/null | grep -q '0\.70\.1'; then
 	log "installing bindgen-cli 0.70.1 from crates.io into $BINDGEN_ROOT"
 	cargo install --locked bindgen-cli --version 0.70.1 --root "$BINDGEN_ROOT"
 fi
+# The oldest rustc Linux 6.12 supports, for the msrv build of `make check` (devtools/lib.sh).
+if [ ! -f "$HOME/.rustup/toolchains/$MSRV_TOOLCHAIN-x86_64-unknown-linux-gnu/lib/rustlib/src/rust/library/core/src/lib.rs" ]; then
+	command -v rustup >/dev/null || die "rustup is needed to install rustc $MSRV_TOOLCHAIN (https://rustup.rs)"
+	log "installing rustc $MSRV_TOOLCHAIN with rust-src (rustup)"
+	rustup toolchain install "$MSRV_TOOLCHAIN" --profile minimal -c rust-src
+fi
 log "dependencies present"

@@ -121,7 +121,7 @@ build() {
 	config
 	log "building $FLAVOUR kernel (jobs=$JOBS) in $BUILD"
 	local t0=$SECONDS
-	if [ "$FLAVOUR" = dropin ]; then
+	if [ "$FLAVOUR" = dropin ] || [ "$FLAVOUR" = msrv ]; then
 		# Compile-only: the Rust crates (prepare) and the module's objects, no image.
 		kmake "${KEXTRA[@]}" drivers/target/tcmu_rs/ 2>&1 | progress "$BUILD/build.log" ||
 			die "drop-in build failed (see $BUILD/build.log)"

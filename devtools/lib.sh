@@ -8,8 +8,15 @@ FLAVOUR=${FLAVOUR:-base}          # base | debug
 JOBS=${JOBS:-$(nproc)}
 
 # The Debian toolchain (see README): rustc-web, bindgen-cli 0.70.1, LLVM 19.
-RUSTC=/usr/bin/rustc
-RUSTDOC=/usr/bin/rustdoc
+# FLAVOUR=msrv builds with the oldest rustc Linux 6.12 supports (1.78, installed by deps.sh).
+MSRV_TOOLCHAIN=1.78.0
+if [ "$FLAVOUR" = msrv ]; then
+	RUSTC=$HOME/.rustup/toolchains/$MSRV_TOOLCHAIN-x86_64-unknown-linux-gnu/bin/rustc
+	RUSTDOC=$HOME/.rustup/toolchains/$MSRV_TOOLCHAIN-x86_64-unknown-linux-gnu/bin/rustdoc
+else
+	RUSTC=/usr/bin/rustc
+	RUSTDOC=/usr/bin/rustdoc
+fi
 CLIPPY_DRIVER=/usr/bin/clippy-driver
 BINDGEN_ROOT=$CACHE/bindgen
 BINDGEN=$BINDGEN_ROOT/bin/bindgen

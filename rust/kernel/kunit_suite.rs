@@ -74,7 +74,7 @@ pub fn fail(file: &str, line: u32, msg: core::fmt::Arguments<'_>) {
         // setting it is what `kunit_set_failure()` does.
         unsafe {
             core::ptr::write_volatile(
-                &raw mut (*test).status,
+                core::ptr::addr_of_mut!((*test).status),
                 bindings::kunit_status_KUNIT_FAILURE,
             )
         };
@@ -141,10 +141,16 @@ macro_rules! kunit_suite {
                 $crate::kunit_suite::case_end(),
             ];
             static mut SUITE: $crate::bindings::kunit_suite =
-                $crate::kunit_suite::suite(stringify!($suite), (&raw mut CASES).cast());
+                $crate::kunit_suite::suite(
+                    stringify!($suite),
+                    // SAFETY: Only the address of `CASES` is taken.
+                    unsafe { core::ptr::addr_of_mut!(CASES) }.cast(),
+                );
             #[used]
             #[link_section = ".kunit_test_suites"]
-            static mut SUITES: [*mut $crate::bindings::kunit_suite; 1] = [&raw mut SUITE];
+            static mut SUITES: [*mut $crate::bindings::kunit_suite; 1] =
+                // SAFETY: Only the address of `SUITE` is taken.
+                [unsafe { core::ptr::addr_of_mut!(SUITE) }];
         };
     };
 }

@@ -291,7 +291,7 @@ impl<T: Backend> Device<T> {
         // SAFETY: `dev_attrib` belongs to this device; the target core reads these fields only
         // after `configure_device` returns, which is when backends set them.
         unsafe {
-            let a = &raw mut (*self.raw()).dev_attrib;
+            let a = ptr::addr_of_mut!((*self.raw()).dev_attrib);
             (*a).hw_block_size = hw.block_size;
             (*a).hw_max_sectors = hw.max_sectors;
             (*a).hw_queue_depth = hw.queue_depth;
@@ -302,7 +302,7 @@ impl<T: Backend> Device<T> {
     pub fn hw_limits(&self) -> HwLimits {
         // SAFETY: Reads of plain integer fields of this device.
         unsafe {
-            let a = &raw const (*self.raw()).dev_attrib;
+            let a = ptr::addr_of!((*self.raw()).dev_attrib);
             HwLimits {
                 block_size: (*a).hw_block_size,
                 max_sectors: (*a).hw_max_sectors,
@@ -320,20 +320,25 @@ impl<T: Backend> Device<T> {
     /// How many LUNs export the device (`export_count`).
     pub fn export_count(&self) -> u32 {
         // SAFETY: Read of a plain integer field of this device.
-        unsafe { core::ptr::read_volatile(&raw const (*self.raw()).export_count) }
+        unsafe { core::ptr::read_volatile(ptr::addr_of!((*self.raw()).export_count)) }
     }
 
     /// Whether write-cache emulation is on (`emulate_write_cache`).
     pub fn write_cache(&self) -> bool {
         // SAFETY: Read of a plain field of this device.
-        unsafe { core::ptr::read_volatile(&raw const (*self.raw()).dev_attrib.emulate_write_cache) }
+        unsafe {
+            core::ptr::read_volatile(ptr::addr_of!((*self.raw()).dev_attrib.emulate_write_cache))
+        }
     }
 
     /// Turns write-cache emulation on or off.
     pub fn set_write_cache(&self, on: bool) {
         // SAFETY: Write of a plain field of this device, as configfs stores do.
         unsafe {
-            core::ptr::write_volatile(&raw mut (*self.raw()).dev_attrib.emulate_write_cache, on)
+            core::ptr::write_volatile(
+                ptr::addr_of_mut!((*self.raw()).dev_attrib.emulate_write_cache),
+                on,
+            )
         }
     }
 }
@@ -379,7 +384,7 @@ impl<T: Backend> Cmd<T> {
     pub fn is_aborted(&self) -> bool {
         // SAFETY: `transport_state` is a field of the live command; the target core changes it
         // under `t_state_lock`, and a single aligned load of it (as C's unlocked test) is fine.
-        let state = unsafe { ptr::read_volatile(&raw const (*self.raw()).transport_state) };
+        let state = unsafe { ptr::read_volatile(ptr::addr_of!((*self.raw()).transport_state)) };
         state & bindings::CMD_T_ABORTED != 0
     }
 
@@ -634,13 +639,18 @@ impl<T: Backend> Registration<T> {
     /// [`Backend::ACTION_ATTRS`] under `<dev>/action`.
     ///
     /// Fails with `EEXIST` if a backend of the same name is registered already.
+    // The address of a `static mut` takes `unsafe` before Rust 1.82 (6.12 supports 1.78).
+    #[allow(unused_unsafe)]
     pub fn new(module: &'static ThisModule, data: T::Data) -> Result<Self> {
         let dev_attrs = AttrSet::new(
             module,
-            &[
-                (&raw const bindings::passthrough_attrib_attrs).cast(),
-                (&raw const bindings::passthrough_pr_attrib_attrs).cast(),
-            ],
+            // SAFETY: Only the addresses of the target core's attribute tables are taken.
+            unsafe {
+                &[
+                    ptr::addr_of!(bindings::passthrough_attrib_attrs).cast(),
+                    ptr::addr_of!(bindings::passthrough_pr_attrib_attrs).cast(),
+                ]
+            },
             T::DEV_ATTRS,
             &show_fns::<T, GROUP_ATTRIB>(),
             &store_fns::<T, GROUP_ATTRIB>(),
@@ -1032,7 +1042,7 @@ unsafe extern "C" fn alloc_device_cb<T: Backend>(
     // device is never moved, it is only reached through this pointer.
     let dev = KBox::into_raw(unsafe { Pin::into_inner_unchecked(dev) });
     // SAFETY: `dev` is valid; `se_dev` is a field of it.
-    unsafe { Opaque::raw_get(&raw const (*dev).se_dev) }
+    unsafe { Opaque::raw_get(ptr::addr_of!((*dev).se_dev)) }
 }
 
 /// `target_backend_ops::configure_device`.
@@ -1070,9 +1080,14 @@ unsafe extern "C" fn free_device_cb<T: Backend>(se_dev: *mut bindings::se_device
     T::free_device(unsafe { &*dev });
     // SAFETY: The backend data is dropped exactly once, here; only the `se_device` (which the
     // target core may still read under RCU) stays alive until `free_device_rcu`.
-    unsafe { ptr::drop_in_place(&raw mut (*dev).data) };
+    unsafe { ptr::drop_in_place(ptr::addr_of_mut!((*dev).data)) };
     // SAFETY: `rcu_head` belongs to the device and is not in use by anyone else.
-    unsafe { bindings::call_rcu(&raw mut (*se_dev).callback_head, Some(free_device_rcu::<T>)) };
+    unsafe {
+        bindings::call_rcu(
+            ptr::addr_of_mut!((*se_dev).callback_head),
+            Some(free_device_rcu::<T>),
+        )
+    };
 }
 
 /// The RCU callback that frees a device after [`free_device_cb`].

@@ -16,7 +16,7 @@ use core::marker::PhantomData;
 pub fn jiffies() -> Jiffies {
     // SAFETY: `jiffies` is a word-sized counter updated by the timer interrupt; a volatile read
     // is what `READ_ONCE(jiffies)` does.
-    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies) }
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(bindings::jiffies)) }
 }
 
 /// Whether jiffies value `a` is after `b` (wrap-safe, like `time_after`).

@@ -495,7 +495,7 @@ impl<T: Operations> Registration<T> {
     /// reads `info` (e.g. for `/sys/class/uio/uioN/name`).
     fn with_info_lock<R>(&self, f: impl FnOnce() -> R) -> R {
         // SAFETY: `uio_dev` is set at registration and valid for the lifetime of `self`.
-        let lock = unsafe { &raw mut (*(*self.info.get()).uio_dev).info_lock };
+        let lock = unsafe { ptr::addr_of_mut!((*(*self.info.get()).uio_dev).info_lock) };
         // SAFETY: `lock` is the initialised mutex of the live UIO device.
         unsafe { bindings::mutex_lock(lock) };
         let r = f();
@@ -543,10 +543,10 @@ impl<T: Operations> Registration<T> {
     pub fn has_waiters(&self) -> bool {
         // SAFETY: `uio_dev` is set at registration and valid for the lifetime of `self`; the
         // wait queue head is initialised by the UIO core and lives as long as the device.
-        let head = unsafe { &raw const (*(*self.info.get()).uio_dev).wait.head };
+        let head = unsafe { ptr::addr_of!((*(*self.info.get()).uio_dev).wait.head) };
         // SAFETY: `head` is a live list head; its `next` pointer is read without the queue's
         // lock, as `waitqueue_active()` does with `READ_ONCE()`.
-        let next = unsafe { ptr::read_volatile(&raw const (*head).next) };
+        let next = unsafe { ptr::read_volatile(ptr::addr_of!((*head).next)) };
         !ptr::eq(next.cast_const(), head)
     }
 }

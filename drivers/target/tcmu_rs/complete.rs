@@ -82,6 +82,9 @@ fn defers(stats: &mut Stats, len: usize, busy: bool, other_cpu: bool) -> bool {
     }
 }
 
+/// An empty slot of [`Finished`] (an array of a non-`Copy` type is built from a constant).
+const NO_DONE: Option<Done> = None;
+
 /// Completions a reap defers.
 const REAP_BATCH: usize = 32;
 /// Data-In bytes a reap copies before it completes its batch.
@@ -90,7 +93,7 @@ const REAP_COPY_BUDGET: usize = 64 * 1024;
 impl Finished {
     fn new() -> Self {
         Self {
-            items: [const { None }; REAP_BATCH],
+            items: [NO_DONE; REAP_BATCH],
             n: 0,
             copied: 0,
         }
