@@ -19,6 +19,31 @@ fn is_test_attr(tt: &TokenTree) -> bool {
     }
 }
 
+/// Whether a `#[test]` hides in a nested item of `tokens` (it would never run: refused).
+fn nested_test(tokens: &[TokenTree]) -> bool {
+    tokens.iter().any(|t| match t {
+        TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => {
+            let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+            inner.windows(2).any(|w| {
+                matches!(&w[0], TokenTree::Punct(p) if p.as_char() == '#') && is_test_attr(&w[1])
+            }) || nested_test(&inner)
+        }
+        _ => false,
+    })
+}
+
+/// The leading inner attributes (`#![...]`, `//!`) of a module body, which must stay first.
+fn take_inner_attrs(items: &mut Vec<TokenTree>) -> Vec<TokenTree> {
+    let mut n = 0;
+    while let [TokenTree::Punct(h), TokenTree::Punct(b), TokenTree::Group(g), ..] = &items[n..] {
+        if h.as_char() != '#' || b.as_char() != '!' || g.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        n += 3;
+    }
+    items.drain(..n).collect()
+}
+
 /// The body of the module with the `#[test]` attributes taken out, and the names of the
 /// functions they marked, in order.
 fn take_tests(body: TokenStream) -> (Vec<TokenTree>, Vec<String>) {
@@ -78,20 +103,31 @@ pub(crate) fn kunit_tests(attr: TokenStream, ts: TokenStream) -> TokenStream {
     if tests.is_empty() {
         panic!("the suite `{suite}` has no `#[test]` function");
     }
-    // Inside the suite `assert!` and `assert_eq!` report to KUnit instead of panicking (a
-    // failed check marks the case failed; the case goes on), and the suite is declared.
+    if nested_test(&items) {
+        panic!("`#[test]` only works on the functions of the suite's module itself");
+    }
+    let inner = take_inner_attrs(&mut items);
+    // Inside the suite `assert!`, `assert_eq!` and `assert_ne!` report to KUnit instead of
+    // panicking (a failed check marks the case failed; the case goes on), and the suite is
+    // declared. Other panicking macros keep their meaning: tests must not use them. A
+    // `#[test]` function under a `#[cfg]` would be listed whatever the cfg says: not supported.
     let prologue: TokenStream = "
         #[allow(unused_macros)]
         macro_rules! assert { ($($t:tt)*) => { ::kernel::kunit_expect!($($t)*) }; }
         #[allow(unused_macros)]
         macro_rules! assert_eq { ($($t:tt)*) => { ::kernel::kunit_expect_eq!($($t)*) }; }
+        #[allow(unused_macros)]
+        macro_rules! assert_ne {
+            ($l:expr, $r:expr $(,)?) => { ::kernel::kunit_expect!($l != $r) };
+        }
     "
     .parse()
     .expect("the prologue parses");
     let epilogue: TokenStream = format!("::kernel::kunit_suite!({suite}, [{}]);", tests.join(", "))
         .parse()
         .expect("the suite declaration parses");
-    let mut new_body: Vec<TokenTree> = prologue.into_iter().collect();
+    let mut new_body = inner;
+    new_body.extend(prologue);
     new_body.append(&mut items);
     new_body.extend(epilogue);
     let mut body = Group::new(Delimiter::Brace, new_body.into_iter().collect());

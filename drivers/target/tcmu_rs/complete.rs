@@ -367,7 +367,7 @@ impl Ring {
         }
         if let Some((d, refs, len)) = later {
             // Its blocks stay allocated until the copy is done.
-            let inf = r.cmds.remove(hdr.cmd_id).ok_or(BrokenRing::Bookkeeping)?;
+            let inf = r.cmds.remove(hdr.cmd_id).ok_or(BrokenRing::CmdTable)?;
             let def = Deferred {
                 done: Some(d),
                 dbis: inf.dbis,

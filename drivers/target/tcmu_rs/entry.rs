@@ -78,9 +78,7 @@ impl EntrySink for [u8] {
 /// Returns `true` if `len` is a valid entry length: a non-zero multiple of
 /// `TCMU_OP_ALIGN_SIZE` that fits in the length bits of `len_op`.
 fn valid_len(len: usize) -> bool {
-    len >= TCMU_OP_ALIGN_SIZE
-        && len % TCMU_OP_ALIGN_SIZE == 0
-        && u32::try_from(len).is_ok()
+    len >= TCMU_OP_ALIGN_SIZE && len % TCMU_OP_ALIGN_SIZE == 0 && u32::try_from(len).is_ok()
 }
 
 /// Size of a CMD entry with `iov_cnt` iovecs and a CDB of `cdb_len` bytes,

@@ -25,6 +25,8 @@ pub(crate) enum BrokenRing {
     KeptTwice,
     /// The ring's bookkeeping refused an entry the reap had just peeked.
     Bookkeeping,
+    /// A command the reap had just found was gone from the command table.
+    CmdTable,
 }
 
 impl BrokenRing {
@@ -39,6 +41,7 @@ impl BrokenRing {
             Self::UnknownCmdId => "unknown cmd_id",
             Self::KeptTwice => "cmd_id already completed with KEEP_BUF",
             Self::Bookkeeping => "ring",
+            Self::CmdTable => "cmd table",
         }
     }
 }

@@ -61,7 +61,8 @@ impl DataBlocks {
     }
 
     /// Fills `iovs` (as many as [`Self::iov_counts`] together) with the iovecs of the data in
-    /// blocks `dbis` of `blk_size` bytes of a data area at `data_off`; `None` on a mismatch.
+    /// blocks `dbis` of `blk_size` bytes of a data area at `data_off`; `None` on a mismatch,
+    /// including iovec counts other than [`Self::iov_counts`].
     pub fn fill_iovecs(
         &self,
         dbis: &[u32],
@@ -70,11 +71,14 @@ impl DataBlocks {
         iovs: &mut [Iovec],
     ) -> Option<()> {
         let (first, bidi) = self.split(dbis);
-        let n = iov_count(first).min(iovs.len());
-        let (iov_first, iov_bidi) = iovs.split_at_mut(n);
-        fill_iovecs(first, self.data_len.into(), blk_size, data_off, iov_first)?;
-        fill_iovecs(bidi, self.bidi_len.into(), blk_size, data_off, iov_bidi)?;
-        Some(())
+        let (n_first, n_bidi) = (iov_count(first), iov_count(bidi));
+        if iovs.len() != n_first.checked_add(n_bidi)? {
+            return None;
+        }
+        let (iov_first, iov_bidi) = iovs.split_at_mut(n_first);
+        let wrote_first = fill_iovecs(first, self.data_len.into(), blk_size, data_off, iov_first)?;
+        let wrote_bidi = fill_iovecs(bidi, self.bidi_len.into(), blk_size, data_off, iov_bidi)?;
+        (wrote_first == n_first && wrote_bidi == n_bidi).then_some(())
     }
 }
 
