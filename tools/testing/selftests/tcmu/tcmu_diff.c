@@ -10,21 +10,39 @@
  * order with seeded outcomes (data, short reads, sense in fixed and descriptor format,
  * UNKNOWN_OP), attribute writes (valid and invalid), LUN RESETs with commands held (with and
  * without TMR notification), reset_ring of either level with commands on the ring,
- * block_dev with commands waiting for room, and command timeouts. The transcript records
+ * block_dev with commands waiting for room, command timeouts, WRITEs completed with
+ * KEEP_BUF and free_kept_buf (valid, stale and invalid ids), the handler closing and
+ * reopening the UIO device with commands held, and global_max_data_area_mb lowered with
+ * commands in flight. The transcript records
  * what the handler sees on the ring (opcode, iovecs, Data-Out checksum, TMR entries) and
  * what the initiator gets (status, sense, residual, Data-In checksum, errno of attribute
  * writes and what they read back), in the order the scenario defines: nothing that depends
  * on timing or on command ids.
  *
- * DIFF_SEED selects the seed (default 1); DIFF_OUT the transcript file (default stdout).
+ * DIFF_SEED selects the seed (default 1); DIFF_OUT the transcript file (default stdout);
+ * DIFF_STEPS the number of steps (default 10); DIFF_ONLY a comma-separated list of the
+ * steps to run (the others are skipped). Each step draws from its own stream of the seed,
+ * so that a step does the same whichever others run: diff.sh minimises a failing seed by
+ * dropping steps.
  */
 #define TDEV_FIXTURE diff
 #include "tcmu_util.h"
 
 #define MAX_BATCH	6
 #define STEPS		10
+#define MAX_KEPT	64
+#define CMD_TIME_OUT	"6"	/* seconds; written before the export (refused after) */
+#define TIMED_OUT_MS	9000	/* a held command has timed out by then */
 
 static uint64_t rng;
+
+/* The stream of step STEP of SEED (step -1: the setup). */
+static void rng_seed(uint64_t seed, int step)
+{
+	rng = (seed * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)(step + 2) * 0xbf58476d1ce4e5b9ull);
+	if (!rng)
+		rng = 1;
+}
 
 /* xorshift64*: the same sequence on every machine. */
 static uint32_t rnd(uint32_t n)
@@ -46,8 +64,17 @@ static uint32_t fnv(const uint8_t *p, size_t n)
 	return h;
 }
 
-enum outcome { O_GOOD, O_SHORT, O_CHECK, O_CHECK_DESC, O_UNKNOWN_OP, O_N };
-static const char *const outcome_name[] = { "good", "short", "check", "check-desc", "unknown-op" };
+enum outcome { O_GOOD, O_SHORT, O_CHECK, O_CHECK_DESC, O_UNKNOWN_OP, O_KEEP, O_N };
+static const char *const outcome_name[] = {
+	"good", "short", "check", "check-desc", "unknown-op", "keep-buf",
+};
+
+/* WRITEs completed with KEEP_BUF whose data blocks the handler still holds. */
+static struct {
+	uint16_t id;
+	uint32_t key;
+} kept[MAX_KEPT];
+static int nkept;
 
 /* Sense the handler returns; no UNIT ATTENTION or ABORTED COMMAND (the midlayer retries). */
 static const uint8_t sense_tab[][3] = {
@@ -102,7 +129,7 @@ static void dcmd_new(tdev_t *self, struct dcmd *d)
 	if (d->op == 0x2a)
 		pat_fill(d->j->buf, d->key, 512, d->len);
 	d->out = rnd(O_N);
-	if (d->out == O_SHORT && d->op == 0x2a)
+	if ((d->out == O_SHORT && d->op == 0x2a) || (d->out == O_KEEP && d->op != 0x2a))
 		d->out = O_GOOD;
 	d->sense = rnd(ARRAY_SIZE(sense_tab));
 }
@@ -166,6 +193,15 @@ static void complete_drawn(struct ring *r, struct dcmd *d)
 	case O_CHECK_DESC:
 		ring_complete(r, c, SAM_STAT_CHECK_CONDITION, 0, 0, desc, sizeof(desc));
 		break;
+	case O_KEEP:
+		if (nkept < MAX_KEPT) {
+			kept[nkept].id = c->id;
+			kept[nkept++].key = d->key;
+			ring_complete(r, c, SAM_STAT_GOOD, TCMU_UFLAG_KEEP_BUF, 0, NULL, 0);
+		} else {
+			complete_good(r, c);
+		}
+		break;
 	default:
 		ring_complete(r, c, SAM_STAT_GOOD, TCMU_UFLAG_UNKNOWN_OP, 0, NULL, 0);
 		break;
@@ -226,7 +262,12 @@ static int batch_start(tdev_t *self, struct dcmd *d, int n)
 			fprintf(tr, " %x/%02x/%02x", st[0], st[1], st[2]);
 		}
 		fputc('\n', tr);
+		/*
+		 * One at a time: the order in which concurrent commands reach the ring is a
+		 * race, and with kept buffers it decides where their data blocks go.
+		 */
 		job_start(d[i].j);
+		wait_held(r, i + 1, 10000);
 	}
 	held = wait_held(r, n, 10000);
 	if (held != n)
@@ -245,6 +286,44 @@ static void step_end(tdev_t *self, struct dcmd *d, int n)
 	for (int i = 0; i < n; i++)
 		log_initiator(&d[i]);
 	jobs_forget(self);
+}
+
+/* Writes VAL to action/free_kept_buf: "ok" or the error. */
+static const char *free_kept_write(const char *val)
+{
+	int ret = write_file(DEV "/action/free_kept_buf", val);
+
+	return ret ? strerror(-ret) : "ok";
+}
+
+/* Frees every kept buffer, in a seeded order. */
+static void kept_free_all(void)
+{
+	char v[16];
+
+	while (nkept) {
+		int k = rnd(nkept);
+
+		snprintf(v, sizeof(v), "%u", kept[k].id);
+		fprintf(tr, "  free_kept_buf of %u: %s\n", kept[k].key, free_kept_write(v));
+		kept[k] = kept[--nkept];
+	}
+}
+
+/*
+ * The kernel has freed the kept buffers (reset_ring, close): the id of one is stale, as
+ * long as no new command took it.
+ */
+static void kept_gone(int check)
+{
+	char v[16];
+
+	if (nkept && check) {
+		snprintf(v, sizeof(v), "%u", kept[0].id);
+		fprintf(tr, "  free_kept_buf of %u (freed by the kernel): %s\n", kept[0].key,
+			free_kept_write(v));
+	}
+	nkept = 0;
 }
 
 /* Commands completed by the handler in a seeded order, each with a seeded outcome. */
@@ -374,6 +453,8 @@ static void step_reset_ring(tdev_t *self)
 	pthread_mutex_unlock(&r->lock);
 	ret = ring_reset_level(self, v);
 	fprintf(tr, "  reset_ring: %s\n", ret ? strerror(-ret) : "ok");
+	/* Level 1's BUSY commands come back at once and may take a freed id. */
+	kept_gone(!ret && level == 2);
 	step_end(self, d, n);
 }
 
@@ -393,6 +474,7 @@ static void step_block_dev(tdev_t *self)
 	uint8_t cdb[10];
 
 	fprintf(tr, "block-dev %d+%d\n", BLOCK_FILL, BLOCK_WAIT);
+	kept_free_all();
 	pthread_mutex_lock(&r->lock);
 	r->hold = 1;
 	pthread_mutex_unlock(&r->lock);
@@ -407,7 +489,8 @@ static void step_block_dev(tdev_t *self)
 		d[i].j = job_new(self, cdb, 10, SG_DXFER_FROM_DEV, d[i].len);
 		d[i].j->timeout_ms = 20000;
 		job_start(d[i].j);
-		if (i == BLOCK_FILL - 1 && wait_held(r, BLOCK_FILL, 10000) != BLOCK_FILL)
+		/* In order, as batch_start(); the last ones wait for room. */
+		if (i < BLOCK_FILL && wait_held(r, i + 1, 10000) != i + 1)
 			fprintf(tr, "  the data area did not fill\n");
 	}
 	sleep_ms(300);
@@ -434,47 +517,178 @@ static void step_timeout(tdev_t *self)
 	struct dcmd d[1];
 
 	fprintf(tr, "timeout\n");
-	write_file(DEV "/attrib/cmd_time_out", "1");
 	batch_start(self, d, 1);
-	fprintf(tr, "  completed before the handler: %s\n", job_wait(d[0].j, 4000) ? "yes" : "no");
+	fprintf(tr, "  completed before the handler: %s\n",
+		job_wait(d[0].j, TIMED_OUT_MS) ? "yes" : "no");
 	pthread_mutex_lock(&r->lock);
 	complete_drawn(r, &d[0]);
 	pthread_mutex_unlock(&r->lock);
 	step_end(self, d, 1);
-	write_file(DEV "/attrib/cmd_time_out", "30");
 }
 
-TEST_F_TIMEOUT(diff, scenario, 300)
+/* free_kept_buf of a held command, of every kept buffer (one twice) and of bad values. */
+static void step_free_kept(tdev_t *self)
+{
+	static const char *const bad[] = { "0", "65536", "-1", "x", "1 2" };
+	struct ring *r = &self->r;
+	struct dcmd d[1];
+	uint32_t again_key = 0, b;
+	char v[16], again[16] = "";
+	struct cmd *c;
+
+	fprintf(tr, "free-kept %d\n", nkept);
+	if (nkept) {
+		int k = rnd(nkept);
+
+		snprintf(again, sizeof(again), "%u", kept[k].id);
+		again_key = kept[k].key;
+	}
+	batch_start(self, d, 1);
+	pthread_mutex_lock(&r->lock);
+	c = held_find(r, d[0].key);
+	snprintf(v, sizeof(v), "%u", c ? c->id : 0);
+	pthread_mutex_unlock(&r->lock);
+	fprintf(tr, "  free_kept_buf of held %u: %s\n", d[0].key, free_kept_write(v));
+	kept_free_all();
+	if (again[0])
+		fprintf(tr, "  free_kept_buf of %u again: %s\n", again_key, free_kept_write(again));
+	b = rnd(ARRAY_SIZE(bad));
+	fprintf(tr, "  free_kept_buf \"%s\": %s\n", bad[b], free_kept_write(bad[b]));
+	pthread_mutex_lock(&r->lock);
+	complete_drawn(r, &d[0]);
+	pthread_mutex_unlock(&r->lock);
+	step_end(self, d, 1);
+}
+
+/*
+ * The handler closes the UIO device with commands held (the kernel frees the kept
+ * buffers) and opens it again: it resumes at cmd_tail, or resets the ring first, as
+ * tcmu-runner does after a restart.
+ */
+static void step_kill(tdev_t *self)
+{
+	static const char *const how_name[] = { "resume", "reset-ring 1", "reset-ring 2" };
+	struct ring *r = &self->r;
+	struct dcmd d[3];
+	int n = 1 + rnd(3), how = rnd(3), ret;
+
+	fprintf(tr, "kill %d, %s\n", n, how_name[how]);
+	batch_start(self, d, n);
+	ring_detach(self);
+	ret = ring_map(r);
+	fprintf(tr, "  reopen: %s\n", ret ? strerror(-ret) : "ok");
+	if (r->map)
+		self->mapped = 1;
+	kept_gone(!ret);
+	WRITE_ONCE(r->stop, 0);
+	r->hold = how == 0;
+	if (!ret && !pthread_create(&r->th, NULL, ring_thread, r))
+		r->th_running = 1;
+	if (!r->th_running) {
+		fprintf(tr, "  no handler\n");
+		return;
+	}
+	if (how) {
+		ret = ring_reset_level(self, how == 1 ? "1" : "2");
+		fprintf(tr, "  reset_ring: %s\n", ret ? strerror(-ret) : "ok");
+	} else {
+		fprintf(tr, "  held again %d\n", wait_held(r, n, 10000));
+		pthread_mutex_lock(&r->lock);
+		for (int i = 0; i < n; i++)
+			complete_drawn(r, &d[i]);
+		pthread_mutex_unlock(&r->lock);
+	}
+	step_end(self, d, n);
+}
+
+/* global_max_data_area_mb written (lowered, or a bad value) with commands in flight. */
+static void step_global(tdev_t *self)
+{
+	static const char *const vals[] = { "1", "2", "0", "-1", "x" };
+	struct ring *r = &self->r;
+	char path[128], old[32] = "", now[32] = "";
+	struct dcmd d[MAX_BATCH];
+	int n = 1 + rnd(MAX_BATCH), v = rnd(ARRAY_SIZE(vals)), ret;
+
+	snprintf(path, sizeof(path), "/sys/module/%s/parameters/global_max_data_area_mb",
+		 module_name());
+	read_file(path, old, sizeof(old));
+	fprintf(tr, "global %d, \"%s\"\n", n, vals[v]);
+	batch_start(self, d, n);
+	ret = write_file(path, vals[v]);
+	if (read_file(path, now, sizeof(now)) < 0)
+		snprintf(now, sizeof(now), "?");
+	fprintf(tr, "  global_max_data_area_mb: %s, reads %s\n", ret ? strerror(-ret) : "ok",
+		now);
+	sleep_ms(200); /* a reclaim runs */
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < n; i++)
+		complete_drawn(r, &d[i]);
+	pthread_mutex_unlock(&r->lock);
+	step_end(self, d, n);
+	if (old[0])
+		write_file(path, old);
+}
+
+/* Whether step I is in the comma-separated list ONLY. */
+static int step_listed(const char *only, int i)
+{
+	char want[16], list[256];
+
+	snprintf(want, sizeof(want), ",%d,", i);
+	snprintf(list, sizeof(list), ",%s,", only);
+	return !!strstr(list, want);
+}
+
+static void step_run(tdev_t *self, int i)
+{
+	uint32_t k = rnd(32);
+
+	fprintf(tr, "step %d: ", i);
+	if (k < 13)
+		step_batch(self);
+	else if (k < 18)
+		step_attr(self);
+	else if (k < 22)
+		step_lun_reset(self);
+	else if (k < 25)
+		step_reset_ring(self);
+	else if (k < 27)
+		step_block_dev(self);
+	else if (k < 28)
+		step_timeout(self);
+	else if (k < 30)
+		step_kill(self);
+	else if (k < 31)
+		step_free_kept(self);
+	else
+		step_global(self);
+	fflush(tr);
+}
+
+TEST_F_TIMEOUT(diff, scenario, 600)
 {
 	const char *seed = getenv("DIFF_SEED"), *out = getenv("DIFF_OUT");
+	const char *only = getenv("DIFF_ONLY"), *steps = getenv("DIFF_STEPS");
 	uint64_t s = seed ? strtoull(seed, NULL, 0) : 1;
+	int nsteps = steps ? atoi(steps) : STEPS;
 
-	rng = s * 0x9e3779b97f4a7c15ull + 1;
 	tr = out ? fopen(out, "w") : stdout;
 	ASSERT_NE(NULL, tr);
 	/* A data area of 1 MiB: block-dev fills it. */
-	dev_start(_metadata, self, 512, DEF_SIZE, "cmd_ring_size_mb=1,max_data_area_mb=1");
+	dev_create(_metadata, self, 512, DEF_SIZE, "cmd_ring_size_mb=1,max_data_area_mb=1");
+	ASSERT_EQ(0, write_file(DEV "/attrib/cmd_time_out", CMD_TIME_OUT));
+	dev_export(_metadata, self);
 	fprintf(tr, "seed %llu\n", (unsigned long long)s);
-	for (int i = 0; i < STEPS; i++) {
-		uint32_t k = rnd(20);
-
-		fprintf(tr, "step %d: ", i);
-		if (k < 9)
-			step_batch(self);
-		else if (k < 13)
-			step_attr(self);
-		else if (k < 16)
-			step_lun_reset(self);
-		else if (k < 18)
-			step_reset_ring(self);
-		else if (k < 19)
-			step_block_dev(self);
-		else
-			step_timeout(self);
-		fflush(tr);
+	for (int i = 0; i < nsteps; i++) {
+		if (only && *only && !step_listed(only, i))
+			continue;
+		rng_seed(s, i);
+		step_run(self, i);
 	}
 	/* The device still works after the scenario. */
 	fprintf(tr, "end\n");
+	rng_seed(s, -1);
 	{
 		struct dcmd d[1];
 
@@ -485,6 +699,7 @@ TEST_F_TIMEOUT(diff, scenario, 300)
 		pthread_mutex_unlock(&self->r.lock);
 		step_end(self, d, 1);
 	}
+	kept_free_all();
 	EXPECT_EQ(0, self->r.nerr) TH_LOG("ring errors: %s", self->r.err);
 	if (tr != stdout)
 		fclose(tr);

@@ -1263,8 +1263,8 @@ static void dev_export(struct __test_metadata *_metadata, tdev_t *self)
 	       self->r.cmdr_size, self->r.ncmds, (unsigned long long)(now_ms() - self->t0));
 }
 
-static void dev_start(struct __test_metadata *_metadata, tdev_t *self,
-		      uint32_t bs, uint64_t size, const char *extra)
+static inline void dev_start(struct __test_metadata *_metadata, tdev_t *self,
+			     uint32_t bs, uint64_t size, const char *extra)
 {
 	dev_create(_metadata, self, bs, size, extra);
 	dev_export(_metadata, self);
