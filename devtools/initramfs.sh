@@ -86,6 +86,8 @@ build_base() {
 	add /usr/bin/perf # make bench BENCH_PROFILE=row (software cpu-clock samples under TCG)
 	for p in /bin/kmod /sbin/{modprobe,insmod,rmmod,lsmod,depmod,modinfo}; do add $p; done
 	for p in mkfs.ext4 mke2fs e2fsck; do add /sbin/$p; done
+	# The kselftest runner calls "timeout --foreground", which busybox's timeout lacks.
+	add /usr/bin/timeout
 	# open-iscsi, the initiator of the LIO iSCSI layer (devtools/guest/iscsi.sh).
 	add /sbin/iscsid
 	add /sbin/iscsiadm

@@ -107,7 +107,9 @@ pub trait Backend: Sized + Send + Sync + 'static {
     /// Called once when the target core frees the device, before its data is dropped.
     fn free_device(_dev: &Device<Self>) {}
 
-    /// Parses a write to the `control` attribute; returns the number of bytes consumed.
+    /// Parses a write to the `control` attribute. As for every store, `params` is what C code
+    /// would read of the page (up to its first NUL), and on success the whole write is taken
+    /// whatever count is returned.
     fn set_params(dev: &Device<Self>, params: &[u8]) -> Result<usize>;
 
     /// Writes the `info` attribute into `f` (output past one page is cut).
@@ -123,7 +125,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
         Err(EINVAL)
     }
 
-    /// Stores `data` into device attribute `id`; returns the number of bytes consumed.
+    /// Stores `data` (up to the first NUL of the write) into device attribute `id`.
     fn dev_attr_store(_dev: &Device<Self>, _id: usize, _data: &[u8]) -> Result<usize> {
         Err(EINVAL)
     }
@@ -133,7 +135,7 @@ pub trait Backend: Sized + Send + Sync + 'static {
         Err(EINVAL)
     }
 
-    /// Runs device action `id` with argument `data`; returns the number of bytes consumed.
+    /// Runs device action `id` with argument `data` (up to the first NUL of the write).
     fn action_store(_dev: &Device<Self>, _id: usize, _data: &[u8]) -> Result<usize> {
         Err(EINVAL)
     }
@@ -958,15 +960,24 @@ unsafe extern "C" fn attr_store_cb<T: Backend, const G: u8, const ID: usize>(
     let dev = unsafe { item_device::<T, G>(item) };
     // SAFETY: configfs passes `count` bytes.
     let data = unsafe { core::slice::from_raw_parts(page.cast::<u8>(), count) };
+    let data = c_string_part(data);
     let r = if G == GROUP_ATTRIB {
         T::dev_attr_store(dev, ID, data)
     } else {
         T::action_store(dev, ID, data)
     };
     match r {
-        Ok(n) => n as isize,
+        // The whole write was taken, terminator and all.
+        Ok(_) => count as isize,
         Err(e) => e.to_errno() as isize,
     }
+}
+
+/// What C code reads of a configfs store's page: the bytes before the first NUL. Writers such
+/// as tcmu-runner include the terminator (`"1\0"`), and C's `kstrtou8(page)` or
+/// `kstrdup(page)` stop there.
+fn c_string_part(data: &[u8]) -> &[u8] {
+    data.split(|&b| b == 0).next().unwrap_or(data)
 }
 
 macro_rules! attr_fns {
@@ -1124,8 +1135,8 @@ unsafe extern "C" fn set_params_cb<T: Backend>(
     };
     // SAFETY: configfs passes a buffer holding `count` bytes.
     let params = unsafe { core::slice::from_raw_parts(page.cast::<u8>(), len) };
-    match T::set_params(dev, params) {
-        Ok(n) => n as isize,
+    match T::set_params(dev, c_string_part(params)) {
+        Ok(_) => count,
         Err(e) => e.to_errno() as isize,
     }
 }

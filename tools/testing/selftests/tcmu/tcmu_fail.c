@@ -1777,6 +1777,50 @@ TEST_F_TIMEOUT(fail, data_pages_partial_block, 60)
 	}
 }
 
+/*
+ * Writes that end in a NUL byte (tcmu-runner writes its values with their terminator): the
+ * kernel reads a configfs store as a C string, so the NUL ends the value and the write
+ * succeeds with its full length, as C's kstrtou8()/strlen() on the page do.
+ */
+static int write_with_nul(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n, len = strlen(s) + 1;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, len);
+	close(fd);
+	return n < 0 ? -errno : n == len ? 0 : -EIO;
+}
+
+TEST_F_TIMEOUT(fail, nul_terminated_writes, 60)
+{
+	static const struct {
+		const char *file, *val, *reads;
+	} w[] = {
+		{ DEV "/attrib/cmd_time_out", "7", "7" },
+		{ DEV "/attrib/qfull_time_out", "3", "3" },
+		{ DEV "/attrib/tmr_notification", "1", "1" },
+		{ DEV "/action/block_dev", "1", "blocked" },
+		{ DEV "/action/block_dev", "0", "unblocked" },
+		{ DEV "/action/reset_ring", "1", NULL },
+	};
+	char buf[64];
+	int ret;
+
+	dev_create(_metadata, self, 512, DEF_SIZE, DEF_PARAMS);
+	for (size_t i = 0; i < ARRAY_SIZE(w); i++) {
+		ret = write_with_nul(w[i].file, w[i].val);
+		EXPECT_EQ(0, ret) MSG("\"%s\\0\" > %s: %s", w[i].val, w[i].file, strerror(-ret));
+		if (!w[i].reads)
+			continue;
+		buf[0] = 0;
+		read_file(w[i].file, buf, sizeof(buf));
+		EXPECT_STREQ(w[i].reads, buf) MSG("%s after \"%s\\0\"", w[i].file, w[i].val);
+	}
+}
+
 TEST_HARNESS_MAIN
 
 /* Runs "CMD MODULE" with system(); returns its exit status, or -1. */
