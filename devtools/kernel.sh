@@ -124,8 +124,8 @@ build() {
 	if [ "$FLAVOUR" = dropin ] || [ "$FLAVOUR" = msrv ]; then
 		# Compile-only: the Rust crates (prepare) and the module's objects, no image.
 		kmake "${KEXTRA[@]}" drivers/target/tcmu_rs/ 2>&1 | progress "$BUILD/build.log" ||
-			die "drop-in build failed (see $BUILD/build.log)"
-		log "dropin build done in $((SECONDS - t0)) s"
+			die "$FLAVOUR build failed (see $BUILD/build.log)"
+		log "$FLAVOUR build done in $((SECONDS - t0)) s"
 		return
 	fi
 	kmake "${KEXTRA[@]}" bzImage modules 2>&1 | progress "$BUILD/build.log" || die "kernel build failed (see $BUILD/build.log)"
